@@ -1,0 +1,73 @@
+"""File helpers shared by all stages: atomic writes and table I/O.
+
+Every output is written under a temporary name in the destination folder and
+renamed into place only when complete, so a killed job never leaves a file
+that looks finished (DESIGN section 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path that becomes ``path`` only if the block succeeds.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final destination (file, or folder when ``directory=True``).
+    directory : bool
+        Create the temporary path as an empty folder.
+
+    Notes
+    -----
+    On any exception the temporary path is removed and ``path`` is left as it
+    was before (absent, for a Snakemake output).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.tmp-"
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory and path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_tsv(table: pd.DataFrame, path: str | Path, **kwargs) -> None:
+    """Write ``table`` as tab-separated text, atomically, without the index."""
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, **kwargs)
+
+
+def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
+    """Read a tab-separated table with ``#`` comment lines allowed."""
+    return pd.read_csv(path, sep="\t", comment="#", **kwargs)
+
+
+def write_json(obj, path: str | Path) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
