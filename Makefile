@@ -1,0 +1,58 @@
+# Two commands on a fresh machine:
+#   make demo   set up .venv and run the whole pipeline on the embedded synthetic cohort
+#   make test   set up .venv and run the test suite (unit + integration, < 10 min on 2 cores)
+# Also: make e2e (slow end-to-end tests), make bench (benchmarks -> results/bench/), make lint.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rgenima-installed
+CORES ?= all
+SNAKEMAKE_DEMO := $(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --workflow-profile none
+
+# Rules call the `rgenima` console script: the venv's bin must be on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+# Nothing is ever downloaded at run time (DESIGN section 5).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test e2e bench lint plink2 clean-results
+
+setup: $(STAMP) plink2
+
+# torch first, pinned to the CPU build: an unpinned torch would pull several GB of CUDA.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+plink2:
+	@if command -v plink2 >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "plink2 not found: installing Debian's plink2 package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq plink2 >/dev/null; \
+	else \
+		echo "error: plink2 (PLINK 2) is not on PATH. Install it with 'sudo apt-get install plink2' (Debian/Ubuntu)," >&2; \
+		echo "       'conda install -c bioconda plink2', or from https://www.cog-genomics.org/plink/2.0/, then rerun." >&2; \
+		exit 1; \
+	fi
+
+demo: setup
+	$(SNAKEMAKE_DEMO) all
+
+test: setup
+	$(BIN)/pytest -q
+
+e2e: setup
+	$(BIN)/pytest -q -m "e2e or slow"
+
+bench: setup
+	$(BIN)/python -m rgenima_lib.bench --out results/bench
+
+lint: setup
+	$(BIN)/snakemake --lint --configfile config/demo.yaml --workflow-profile none
+
+clean-results:
+	rm -rf results/*/ .snakemake

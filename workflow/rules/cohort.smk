@@ -1,0 +1,51 @@
+# Cohort: the synthetic cohort (demo and tests) and the manifest of who has what.
+
+
+if config["synthetic"]["enabled"]:
+
+    rule synth_cohort:
+        """Synthetic ADNI-like cohort with planted truth (stands in for the ADNI export)."""
+        input:
+            gene_panel=config["genetics"]["gene_panel"],
+            rois=config["imaging"]["rois_table"],
+        output:
+            clinical=DATA["clinical"],
+            genotypes=multiext(DATA["genotypes"], ".bed", ".bim", ".fam"),
+            bids=directory(DATA["bids_dir"]),
+            freesurfer=directory(DATA["freesurfer_subjects_dir"]),
+            truth=str(Path(config["synthetic"]["out_dir"]) / "truth.json"),
+        params:
+            out_dir=config["synthetic"]["out_dir"],
+            settings=shell_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
+            seed=config["seed"],
+        threads: workflow.cores
+        log:
+            "results/logs/synth_cohort.log",
+        benchmark:
+            "results/benchmarks/synth_cohort.tsv"
+        shell:
+            "rgenima synth-cohort --gene-panel {input.gene_panel} --rois {input.rois} "
+            "--out-dir {params.out_dir} --settings {params.settings} --seed {params.seed} "
+            "--jobs {threads} > {log} 2>&1"
+
+
+rule manifest:
+    """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability."""
+    input:
+        clinical=DATA["clinical"],
+        fam=DATA["genotypes"] + ".fam",
+    output:
+        manifest=report("results/cohort/manifest.tsv", category="Cohort", caption="../report/manifest.rst"),
+        summary=report("results/cohort/manifest_summary.tsv", category="Cohort", caption="../report/manifest.rst"),
+    params:
+        bids=f"--bids-dir {DATA['bids_dir']}" if DATA.get("bids_dir") else "",
+        freesurfer=(
+            f"--freesurfer-dir {DATA['freesurfer_subjects_dir']}" if DATA.get("freesurfer_subjects_dir") else ""
+        ),
+    log:
+        "results/logs/manifest.log",
+    benchmark:
+        "results/benchmarks/manifest.tsv"
+    shell:
+        "rgenima manifest --clinical {input.clinical} --fam {input.fam} {params.bids} {params.freesurfer} "
+        "--output {output.manifest} --summary {output.summary} > {log} 2>&1"
