@@ -1,5 +1,7 @@
 # Cohort: the synthetic cohort (demo and tests) and the manifest of who has what.
 
+ALL_TARGETS += ["results/cohort/manifest.tsv", "results/cohort/manifest_summary.tsv"]
+
 
 if config["synthetic"]["enabled"]:
 

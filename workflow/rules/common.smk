@@ -31,6 +31,9 @@ def resolved_data_paths():
 
 DATA = resolved_data_paths()
 
+# Final outputs of each stage family; `rule all` asks for all of them.
+ALL_TARGETS = []
+
 
 def shell_json(obj):
     """A config value as one shell-quoted JSON argument."""

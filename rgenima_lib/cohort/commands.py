@@ -1,0 +1,90 @@
+"""``rgenima`` subcommands of the cohort stage: synth-cohort, manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from rgenima_lib.errors import InputDataError
+
+log = logging.getLogger("rgenima")
+
+
+def _load_settings(text: str) -> dict:
+    """A settings mapping given inline as JSON, or as a path to a YAML / JSON file."""
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    return yaml.safe_load(Path(text).read_text())
+
+
+def cmd_synth_cohort(args: argparse.Namespace) -> None:
+    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.cohort.synth import write_synthetic_cohort
+    from rgenima_lib.io import read_tsv
+
+    settings = _load_settings(args.settings)
+    truth = write_synthetic_cohort(
+        args.out_dir, read_tsv(args.gene_panel), read_rois_table(args.rois),
+        n_subjects=settings["n_subjects"], voxel_size_mm=settings["voxel_size_mm"],
+        n_variants=settings["n_variants"], seed=args.seed, image_fraction=settings["image_fraction"],
+        genotype_fraction=settings["genotype_fraction"], noise_sd=settings["liability_noise_sd"],
+        causal_genes=settings["causal_genes"], stage_atrophy=settings["stage_atrophy"],
+        roi_gene_pairs=settings["roi_gene_pairs"], n_jobs=args.jobs)
+    log.info("synthetic cohort: %d subjects (%s), %d with image, %d genotyped -> %s",
+             truth["n_subjects"], ", ".join(f"{k} {v}" for k, v in truth["stage_counts"].items()),
+             truth["n_with_image"], truth["n_with_genotype"], args.out_dir)
+
+
+def cmd_manifest(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from rgenima_lib.cohort.manifest import build_manifest, manifest_summary, read_fam
+    from rgenima_lib.io import write_tsv
+
+    if not Path(args.clinical).is_file():
+        raise InputDataError("clinical table not found.", path=args.clinical,
+                             fix="set data.clinical in the config to your ADNIMERGE.csv export.")
+    clinical = pd.read_csv(args.clinical, dtype={"PTID": str, "VISCODE": str, "DX_bl": str}, low_memory=False)
+    fam = None
+    if args.fam:
+        if not Path(args.fam).is_file():
+            raise InputDataError(".fam file not found.", path=args.fam,
+                                 fix="set data.genotypes to the PLINK prefix of your genotype files.")
+        fam = read_fam(args.fam)
+    manifest, notes = build_manifest(
+        clinical, fam, bids_dir=Path(args.bids_dir) if args.bids_dir else None,
+        freesurfer_dir=Path(args.freesurfer_dir) if args.freesurfer_dir else None,
+        clinical_path=args.clinical, fam_path=args.fam or ".fam")
+    for note in notes:
+        log.warning("%s", note)
+    summary = manifest_summary(manifest)
+    write_tsv(manifest, args.output)
+    if args.summary:
+        write_tsv(summary, args.summary)
+    log.info("manifest: %d subjects, %d excluded -> %s\n%s", len(manifest), len(notes), args.output,
+             summary.to_string(index=False))
+
+
+def register(sub) -> None:
+    """Add this stage's subcommands to the ``rgenima`` parser."""
+    p = sub.add_parser("synth-cohort", help="write a synthetic ADNI-like cohort with planted truth")
+    p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv")
+    p.add_argument("--rois", required=True, help="config/rois.tsv")
+    p.add_argument("--out-dir", required=True, help="cohort root (clinical/, bids/, freesurfer/, genotypes/, truth.json)")
+    p.add_argument("--settings", required=True, help="the config's 'synthetic' section: inline JSON or a YAML/JSON file")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for image rendering")
+    p.set_defaults(func=cmd_synth_cohort)
+
+    p = sub.add_parser("manifest", help="one row per subject: stage, genotype and image availability")
+    p.add_argument("--clinical", required=True, help="ADNIMERGE-style CSV")
+    p.add_argument("--fam", help="PLINK .fam of the genotypes")
+    p.add_argument("--bids-dir", help="BIDS root with sub-*/anat/*_T1w.nii.gz")
+    p.add_argument("--freesurfer-dir", help="FreeSurfer SUBJECTS_DIR, one folder per PTID")
+    p.add_argument("--output", required=True, help="manifest.tsv")
+    p.add_argument("--summary", help="counts per stage (TSV)")
+    p.set_defaults(func=cmd_manifest)
