@@ -1,0 +1,51 @@
+"""Gene panel and .bim checks: chromosome names, SNP-to-gene mapping with a window, build check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.genetics.panel import check_build, map_variants_to_genes, normalise_chrom, read_bim, read_gene_panel
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_normalise_chrom():
+    got = normalise_chrom(["chr19", "CHR19", "19", "chrX", "23", "chrM", "MT", " 2 "]).tolist()
+    assert got == ["19", "19", "19", "X", "X", "MT", "MT", "2"]
+
+
+def test_config_panel_reads():
+    panel = read_gene_panel(REPO / "config" / "gene_panel.tsv")
+    assert len(panel) == 105 and panel["gene"].iloc[0] == "APOE" and panel["gwas_ad"].sum() == 45
+    assert panel["chrom"].str.fullmatch(r"\d+").all()
+
+
+def test_mapping_window_and_nearest_gene():
+    panel = pd.DataFrame({"gene": ["A", "B", "C"], "chrom": ["1", "1", "2"],
+                          "start_grch37": [1000, 3000, 1000], "end_grch37": [2000, 4000, 2000]})
+    bim = pd.DataFrame({"chrom": ["1", "1", "1", "1", "1", "2", "3"],
+                        "pos": [1500, 2100, 2600, 2400, 999, 2050, 1500]})
+    no_window = map_variants_to_genes(bim, panel, 0)
+    assert no_window["gene"].tolist() == ["A", "", "", "", "", "", ""]
+    window = map_variants_to_genes(bim, panel, 1000)
+    # 2100: A (100 bp) vs B (900 bp) -> A; 2600: B nearer; 2400: A nearer; 2500 would tie -> A (panel order).
+    assert window["gene"].tolist() == ["A", "A", "B", "A", "A", "C", ""]
+    assert window["distance_bp"].tolist() == [0, 100, 400, 400, 1, 50, -1]
+    tie = map_variants_to_genes(pd.DataFrame({"chrom": ["1"], "pos": [2500]}), panel, 1000)
+    assert tie["gene"].item() == "A"
+
+
+def test_build_check(tmp_path):
+    bim_path = tmp_path / "x.bim"
+    bim_path.write_text("chr19\trs429358\t0\t45411941\tC\tT\n19\trs7412\t0\t45412079\tT\tC\n")
+    assert check_build(read_bim(bim_path), bim_path) == []
+    bim_path.write_text("19\trs429358\t0\t50103781\tC\tT\n")
+    with pytest.raises(InputDataError, match="NCBI36"):
+        check_build(read_bim(bim_path), bim_path)
+    bim_path.write_text("19\trs1\t0\t45411941\tC\tT\n")
+    notes = check_build(read_bim(bim_path), bim_path)
+    assert len(notes) == 1 and "cannot confirm the genome build" in notes[0]

@@ -1,0 +1,107 @@
+"""SNP text, gene-order permutations, fold-wise 2p imputation, tokens per SNP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rgenima_lib.genetics.augment import CANONICAL, augmented_copies, gene_order, permutation_seed
+from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage
+from rgenima_lib.genetics.serialize import GenomeLayout, GenomeTexts, serialize_genome, token_stats
+
+
+@pytest.fixture()
+def layout():
+    snps = pd.DataFrame({
+        "snp": ["rs429358", "rs7412", "rs1", "rs2", "rs3", "rs4"],
+        "a1": ["C", "T", "A", "G", "T", "C"], "a2": ["T", "C", "G", "A", "C", "A"],
+        "gene": ["APOE", "APOE", "BIN1", "BIN1", "BIN1", "CLU"], "block": [0, 0, 1, 1, 1, 2],
+    })
+    return GenomeLayout.from_snps(snps)
+
+
+def test_compact_format_and_spans(layout):
+    row = np.array([1, 0, 2, 0.9, 0.5, 0.49])  # imputed 2p values round half up
+    text = serialize_genome(row, layout)
+    assert text.text == "APOE: 1 0\nBIN1: 2 1 1\nCLU: 0"
+    assert [g for g, _, _ in text.spans] == ["APOE", "BIN1", "CLU"]
+    for gene, start, end in text.spans:
+        assert text.text[start:end].startswith(gene + ":")
+    verbose = serialize_genome(row, layout, style="verbose").text
+    assert verbose.splitlines()[0] == "APOE: rs429358 C/T: CT, rs7412 T/C: CC"
+    with pytest.raises(ValueError, match="impute"):
+        serialize_genome(np.array([1, -1, 0, 0, 0, 0]), layout)
+    with pytest.raises(ValueError, match="impute"):
+        serialize_genome(np.array([1, np.nan, 0, 0, 0, 0]), layout)
+
+
+def test_permutation_moves_blocks_not_snps(layout):
+    row = np.array([1, 0, 2, 1, 0, 2])
+    canonical = serialize_genome(row, layout).text.split("\n")
+    texts = GenomeTexts(row[None], ["S1"], layout)
+    seen = set()
+    for k in range(1, 30):
+        seed = permutation_seed(20251129, "S1", k)
+        text = texts("S1", seed)
+        assert text.text == texts("S1", seed).text  # rebuilt identically
+        blocks = text.text.split("\n")
+        assert sorted(blocks) == sorted(canonical)  # every block intact, SNP order inside untouched
+        assert [g for g, _, _ in text.spans] == [b.split(":")[0] for b in blocks]
+        seen.add(tuple(blocks))
+    assert len(seen) == 6  # all 3! orders occur
+    assert texts("S1", CANONICAL).text == "\n".join(canonical)
+
+
+def test_permutation_seeds_are_stable_and_distinct():
+    a = permutation_seed(7, "011_S_0002", 1)
+    assert a == permutation_seed(7, "011_S_0002", 1)
+    others = {permutation_seed(7, "011_S_0002", 2), permutation_seed(8, "011_S_0002", 1),
+              permutation_seed(7, "011_S_0003", 1), permutation_seed(7, "011_S_0002", 1, stream=1)}
+    assert a not in others and len(others) == 4
+    np.testing.assert_array_equal(gene_order(105, a), gene_order(105, a))
+    assert gene_order(5, CANONICAL).tolist() == [0, 1, 2, 3, 4]
+    copies = augmented_copies(["A", "B"], [3, 1], seed=7)
+    assert copies["perm_seed"].tolist()[0] == CANONICAL and copies["perm_seed"].tolist()[3] == CANONICAL
+    assert copies["copy"].tolist() == [0, 1, 2, 0]
+
+
+def test_imputation_uses_training_subjects_only():
+    rng = np.random.default_rng(0)
+    dosage = rng.integers(0, 3, size=(20, 6)).astype(np.int8)
+    dosage[rng.random((20, 6)) < 0.2] = -1
+    train = np.arange(20) < 14
+    imputed, p, n_called = impute_expected_dosage(dosage, train)
+    fit = dosage[train]
+    expected_p = np.array([fit[fit[:, j] >= 0, j].mean() / 2 for j in range(6)])
+    np.testing.assert_allclose(p, expected_p)
+    missing = dosage < 0
+    np.testing.assert_allclose(imputed[missing], np.broadcast_to(2 * p, dosage.shape)[missing], rtol=1e-6)
+    np.testing.assert_array_equal(imputed[~missing], dosage[~missing])
+    # Changing the test subjects' genotypes changes nothing fitted.
+    other = dosage.copy()
+    other[~train] = 2
+    imputed2, p2, _ = impute_expected_dosage(other, train)
+    np.testing.assert_array_equal(p2, p)
+    np.testing.assert_array_equal(imputed2[train], imputed[train])
+    # A SNP without any call among the training subjects falls back to 0.
+    dosage[train, 0] = -1
+    _, p3, n3 = impute_expected_dosage(dosage, train)
+    assert p3[0] == 0 and n3[0] == 0
+
+
+def test_tokens_per_snp_compact_vs_verbose(layout):
+    from rgenima_lib.genetics.serialize import load_tokenizer
+
+    tok = load_tokenizer()
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, 3, size=(5, layout.n_snps)).astype(float)
+    compact = [serialize_genome(r, layout).text for r in rows]
+    verbose = [serialize_genome(r, layout, style="verbose").text for r in rows]
+    # One token per genotype symbol: every digit is its own token.
+    ids = tok(compact[0], add_special_tokens=False)["input_ids"]
+    digits = [t for t in tok.convert_ids_to_tokens(ids) if t in {"0", "1", "2"}]
+    assert len(digits) == layout.n_snps
+    c = token_stats(compact, layout.n_snps, tok)
+    v = token_stats(verbose, layout.n_snps, tok)
+    assert c["tokens_per_snp"] < v["tokens_per_snp"] / 3
