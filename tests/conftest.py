@@ -36,9 +36,10 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
 
 
 def make_workdir(tmp: Path) -> Path:
-    """A scratch copy of the workflow and config, so tests never write into the repository's results/."""
+    """A scratch copy of the workflow, config and envs, so tests never write into the repository's results/."""
     shutil.copytree(REPO / "workflow", tmp / "workflow")
     shutil.copytree(REPO / "config", tmp / "config")
+    shutil.copytree(REPO / "envs", tmp / "envs")
     return tmp
 
 

@@ -38,7 +38,7 @@ def test_real_data_mode_without_paths_says_what_to_set(tmp_path):
 
 def test_paper_settings_in_main_config():
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert cfg["imaging"] == {"roi_size": 96, "n_rois": 109}
+    assert (cfg["imaging"]["roi_size"], cfg["imaging"]["n_rois"]) == (96, 109)
     assert cfg["genetics"]["plink"] == {"geno": 0.95, "maf": 0.05, "hwe": 1e-6}
     assert cfg["attribution"]["n_bootstrap"] == 1000
     assert (cfg["train"]["lr"], cfg["train"]["epochs"], cfg["train"]["batch_size_per_gpu"]) == (2e-6, 3, 16)

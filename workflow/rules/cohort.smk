@@ -31,7 +31,8 @@ if config["synthetic"]["enabled"]:
             "--jobs {threads} > {log} 2>&1"
 
 
-rule manifest:
+# A checkpoint: per-subject rules (imaging) learn the subjects from the manifest once it exists.
+checkpoint manifest:
     """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability."""
     input:
         clinical=DATA["clinical"],

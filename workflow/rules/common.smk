@@ -31,6 +31,15 @@ def resolved_data_paths():
 
 DATA = resolved_data_paths()
 
+# Fold indices 0..K-1 of the subject-level splits; every per-fold output uses them.
+FOLDS = list(range(config["split"]["n_folds"]))
+
+
+def conda_env(family):
+    """The env file of a rule family (used under --sdm conda; envs/ sits beside workflow/)."""
+    return f"../../envs/{family}.yaml"
+
+
 # Final outputs of each stage family; `rule all` asks for all of them.
 ALL_TARGETS = []
 
