@@ -20,7 +20,7 @@ if config["synthetic"]["enabled"]:
             out_dir=config["synthetic"]["out_dir"],
             settings=shell_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
             seed=config["seed"],
-        threads: workflow.cores
+        threads: 8  # capped at --cores locally; set-threads on a cluster
         log:
             "results/logs/synth_cohort.log",
         benchmark:
