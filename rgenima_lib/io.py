@@ -75,3 +75,17 @@ def write_json(obj, path: str | Path) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_settings(text: str | None) -> dict:
+    """A config section handed to a command: inline JSON (what rules pass), or a YAML / JSON file path.
+
+    Returns an empty dict for ``None`` or an empty string.
+    """
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    import yaml
+
+    return yaml.safe_load(Path(text).read_text()) or {}

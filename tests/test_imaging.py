@@ -5,7 +5,6 @@ tests (synthetic cohort, recon-all stand-in) are in test_imaging_workflow.py.
 """
 
 import json
-import os
 from pathlib import Path
 
 import nibabel as nib

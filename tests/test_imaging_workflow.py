@@ -8,7 +8,6 @@ line and copies a finished synthetic subject folder into place.
 import json
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest

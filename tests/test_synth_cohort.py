@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import REPO
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-import yaml
-
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import load_settings
 
 log = logging.getLogger("rgenima")
-
-
-def _load_settings(text: str) -> dict:
-    """A settings mapping given inline as JSON, or as a path to a YAML / JSON file."""
-    if text.lstrip().startswith("{"):
-        return json.loads(text)
-    return yaml.safe_load(Path(text).read_text())
 
 
 def cmd_synth_cohort(args: argparse.Namespace) -> None:
@@ -26,7 +17,7 @@ def cmd_synth_cohort(args: argparse.Namespace) -> None:
     from rgenima_lib.cohort.synth import write_synthetic_cohort
     from rgenima_lib.io import read_tsv
 
-    settings = _load_settings(args.settings)
+    settings = load_settings(args.settings)
     truth = write_synthetic_cohort(
         args.out_dir, read_tsv(args.gene_panel), read_rois_table(args.rois),
         n_subjects=settings["n_subjects"], voxel_size_mm=settings["voxel_size_mm"],
