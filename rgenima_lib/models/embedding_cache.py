@@ -1,0 +1,129 @@
+"""Cache of frozen encoder tokens: one safetensors file per encoder and fold (DESIGN section 3).
+
+After stage-1 pretraining (paper 4.5.2) the encoder is frozen, so its output per subject
+never changes: computing it once and reading it in every stage-2 epoch saves re-running a
+679M-weight Conv3D per step. File layout:
+
+- ``tokens``: float16[n_subjects, n_tokens, d] (109 × 768 for RiT, 1 × 512 for Med3D);
+  float16 halves the file, and tokens are LayerNorm outputs of order 1, well inside its range.
+- ``presence``: uint8[n_subjects, n_tokens] (1 = ROI present; a missing ROI's row is zero).
+- metadata (safetensors string map): ``format`` = ``rgenima-embeddings/1``, ``subjects``
+  (JSON list, row order), ``info`` (JSON: encoder, fold, init source, config, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import atomic_output
+
+FORMAT = "rgenima-embeddings/1"
+
+
+def save_embeddings(path: str | Path, subjects: list[str], tokens: np.ndarray, presence: np.ndarray,
+                    info: dict | None = None) -> None:
+    """Write a token cache atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.safetensors`` destination.
+    subjects : list of str, length n
+        Subject IDs in row order (unique).
+    tokens : float[n, T, d]
+        Stored as float16.
+    presence : bool or int[n, T]
+        Stored as uint8 (0 / 1).
+    info : dict, optional
+        JSON-serialisable provenance (encoder, fold, init source, config).
+    """
+    from safetensors.numpy import save_file
+
+    tokens = np.asarray(tokens)
+    presence = np.asarray(presence)
+    subjects = [str(s) for s in subjects]
+    if tokens.ndim != 3 or presence.shape != tokens.shape[:2] or len(subjects) != tokens.shape[0]:
+        raise ValueError(f"shapes disagree: {len(subjects)} subjects, tokens {tokens.shape}, "
+                         f"presence {presence.shape}")
+    if len(set(subjects)) != len(subjects):
+        raise ValueError("duplicate subject IDs")
+    arrays = {"tokens": np.ascontiguousarray(tokens, dtype=np.float16),
+              "presence": np.ascontiguousarray(presence != 0, dtype=np.uint8)}
+    if not np.isfinite(arrays["tokens"]).all():
+        raise ValueError("tokens overflow float16 or hold NaN")
+    metadata = {"format": FORMAT, "subjects": json.dumps(subjects), "info": json.dumps(info or {}, sort_keys=True)}
+    with atomic_output(path) as tmp:
+        save_file(arrays, str(tmp), metadata=metadata)
+
+
+def _metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise InputDataError("embedding cache not found.", path=path, fix="run the `embed` rule for this encoder and fold.")
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise InputDataError(f"not an {FORMAT} file (format {meta.get('format')!r}).", path=path,
+                             fix="regenerate it with `rgenima embed`.")
+    return meta
+
+
+def load_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Read a token cache.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    subjects : list of str, length n
+    tokens : float16[n, T, d]
+    presence : uint8[n, T]
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    meta = _metadata(path)
+    with safe_open(str(path), framework="numpy") as f:
+        return json.loads(meta["subjects"]), f.get_tensor("tokens"), f.get_tensor("presence")
+
+
+def embedding_info(path: str | Path) -> dict:
+    """The provenance dict stored with a cache (encoder, fold, init source, ...)."""
+    meta = _metadata(Path(path))
+    return json.loads(meta.get("info", "{}"))
+
+
+def select_subjects(subjects: list[str], tokens: np.ndarray, presence: np.ndarray, wanted: list[str],
+                    *, path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a cache for ``wanted`` subjects, in that order.
+
+    Subjects absent from the cache (no image: the mixture configuration's gene-only
+    samples) get zero tokens and presence 0, never a shifted row.
+
+    Returns
+    -------
+    tokens : float16[len(wanted), T, d]
+    presence : uint8[len(wanted), T]
+    """
+    index = {s: i for i, s in enumerate(subjects)}
+    out_t = np.zeros((len(wanted),) + tokens.shape[1:], tokens.dtype)
+    out_p = np.zeros((len(wanted),) + presence.shape[1:], np.uint8)
+    rows = [index.get(s, -1) for s in wanted]
+    have = np.array([r >= 0 for r in rows], bool)
+    if have.any():
+        src = np.array([r for r in rows if r >= 0])
+        out_t[have] = tokens[src]
+        out_p[have] = presence[src]
+    return out_t, out_p
+
+
+def cache_bytes_per_subject(n_tokens: int, dim: int) -> int:
+    """Bytes of one subject's row in the cache (float16 tokens + uint8 presence)."""
+    return n_tokens * dim * 2 + n_tokens

@@ -1,0 +1,338 @@
+"""R-GenIMA's multimodal LLM: a Hugging Face causal LM plus a connector from visual tokens (paper 4.2.1–4.2.3).
+
+The cached encoder tokens H (109 x 768 RiT, 1 x 512 Med3D) go through the
+connector (paper eq. 7 / 9: Linear; a 2-layer MLP with GELU as an option) to
+the LLM's hidden size and overwrite, in the embedding sequence, the image-anchor
+positions that :class:`rgenima_lib.models.prompting.PromptCollator` expanded
+(paper 4.2.2, "embedding-level visual insertion"). The LLM is any
+``AutoModelForCausalLM`` loadable with ``from_pretrained(local_path)``
+(Qwen2 / Qwen2.5 and Llama-3 families; the demo LLM the same way).
+
+Loss (paper eq. 11): the per-sample SUM of the answer tokens' negative
+log-likelihood, averaged over the batch (Hugging Face's default would average
+over tokens instead).
+
+Departures from the paper:
+
+- LoRA (peft) is optional; the paper fine-tunes all parameters (the default here).
+- The anchor token is added to the tokenizer when missing; its embedding row is
+  never read (always overwritten), so no pretrained row changes meaning.
+
+Checkpoint layout (one folder, written atomically)::
+
+    <ckpt>/llm/            save_pretrained of the LLM (LoRA merged) + its tokenizer
+    <ckpt>/connector.safetensors
+    <ckpt>/rgenima.json    MLLMConfig, base model path, demo flag, training summary
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rgenima_lib.models.prompting import IGNORE_INDEX, IMAGE_TOKEN, ensure_chat_template
+
+CHECKPOINT_FORMAT = "rgenima-mllm/1"
+
+
+@dataclass
+class MLLMConfig:
+    """What the multimodal model is made of (everything but the LLM weights).
+
+    Attributes
+    ----------
+    visual_dim : int or None
+        Width of the cached visual tokens: 768 (RiT), 512 (Med3D), None (LLM SNP-only: no connector).
+    connector : {"linear", "mlp"}
+        Paper eq. 7 / 9 use ``linear``; ``mlp`` = Linear, GELU, Linear (LLaVA-1.5 style).
+    attn_implementation : str
+        ``sdpa`` (default) or ``eager`` (attention rollout needs eager weights).
+    lora : bool
+        Fine-tune LoRA adapters (plus the connector) instead of all LLM weights.
+    lora_r, lora_alpha : int
+        LoRA rank and scale (scaling = alpha / r).
+    lora_dropout : float
+    lora_targets : list of str
+        Module names that get adapters (Qwen2 and Llama share these).
+    """
+
+    visual_dim: int | None = None
+    connector: str = "linear"
+    attn_implementation: str = "sdpa"
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def __post_init__(self):
+        if self.connector not in ("linear", "mlp"):
+            raise ValueError(f"connector must be 'linear' or 'mlp', not {self.connector!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MLLMConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def build_connector(visual_dim: int, hidden_size: int, kind: str) -> nn.Module:
+    """Connector from d_vis to the LLM hidden size (paper eq. 7 / 9)."""
+    if kind == "linear":
+        return nn.Linear(visual_dim, hidden_size)
+    return nn.Sequential(nn.Linear(visual_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+
+
+def load_tokenizer(path: str | Path):
+    """The LLM's tokenizer with the image anchor, a pad token, left padding and a chat template."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if IMAGE_TOKEN not in tok.get_vocab():
+        tok.add_tokens([IMAGE_TOKEN], special_tokens=True)
+    if tok.pad_token is None:  # Llama-3 ships none; padded positions are masked, so eos is safe.
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    ensure_chat_template(tok)
+    return tok
+
+
+class RGenIMA(nn.Module):
+    """LLM + connector; see the module docstring.
+
+    Parameters
+    ----------
+    llm : PreTrainedModel
+        A causal LM (possibly wrapped by peft).
+    tokenizer : PreTrainedTokenizerFast
+        From :func:`load_tokenizer`.
+    config : MLLMConfig
+    base_path : str
+        Where the LLM came from (recorded in checkpoints).
+    """
+
+    def __init__(self, llm, tokenizer, config: MLLMConfig, base_path: str = ""):
+        super().__init__()
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.mllm_config = config
+        self.base_path = str(base_path)
+        self.connector = (None if config.visual_dim is None else
+                          build_connector(config.visual_dim, self.causal_lm.config.hidden_size, config.connector))
+        if self.connector is not None:
+            self.connector.to(next(llm.parameters()).dtype)
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+
+    # ----------------------------------------------------------------- loading / saving
+    @classmethod
+    def from_base(cls, llm_path: str | Path, config: MLLMConfig, *, dtype: torch.dtype = torch.float32,
+                  seed: int = 0) -> "RGenIMA":
+        """Start from LLM weights in a local folder (real or demo); the connector is initialised from ``seed``."""
+        from transformers import AutoModelForCausalLM
+
+        llm_path = Path(llm_path)
+        if not (llm_path / "config.json").is_file():
+            raise FileNotFoundError(f"{llm_path}: no config.json; llm.model_path must be a local Hugging Face model "
+                                    "folder (nothing is downloaded), or build the demo: rgenima build-demo-llm")
+        tokenizer = load_tokenizer(llm_path)
+        llm = AutoModelForCausalLM.from_pretrained(str(llm_path), dtype=dtype,
+                                                   attn_implementation=config.attn_implementation)
+        if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
+            llm.resize_token_embeddings(len(tokenizer))
+        llm.config.pad_token_id = tokenizer.pad_token_id
+        if config.lora:
+            from peft import LoraConfig, get_peft_model
+
+            llm = get_peft_model(llm, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                                 lora_dropout=config.lora_dropout,
+                                                 target_modules=list(config.lora_targets), task_type="CAUSAL_LM"))
+        torch.manual_seed(seed)
+        return cls(llm, tokenizer, config, base_path=str(llm_path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, dtype: torch.dtype = torch.float32,
+                        attn_implementation: str | None = None) -> "RGenIMA":
+        """Load a checkpoint written by :meth:`save_checkpoint` (LoRA already merged)."""
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
+
+        path = Path(path)
+        meta = json.loads((path / "rgenima.json").read_text())
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not an R-GenIMA checkpoint ({meta.get('format')!r})")
+        config = MLLMConfig.from_dict({**meta["config"], "lora": False})
+        if attn_implementation:
+            config.attn_implementation = attn_implementation
+        tokenizer = load_tokenizer(path / "llm")
+        llm = AutoModelForCausalLM.from_pretrained(str(path / "llm"), dtype=dtype,
+                                                   attn_implementation=config.attn_implementation)
+        model = cls(llm, tokenizer, config, base_path=meta.get("base_path", ""))
+        if model.connector is not None:
+            model.connector.load_state_dict(load_file(str(path / "connector.safetensors")))
+            model.connector.to(dtype)
+        return model
+
+    @property
+    def causal_lm(self):
+        """The Hugging Face model itself (inside peft's wrapper when LoRA is on; LoRA layers are injected in place)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def full_state_dict(self, state_dict: dict | None = None) -> tuple[dict, dict]:
+        """Split a state dict of this module into (LLM, connector) parts, LoRA merged into the base weights.
+
+        Parameters
+        ----------
+        state_dict : dict, optional
+            E.g. the ZeRO-3 consolidated one; defaults to ``self.state_dict()``.
+        """
+        sd = self.state_dict() if state_dict is None else state_dict
+        llm_sd = {k[len("llm."):]: v for k, v in sd.items() if k.startswith("llm.")}
+        conn_sd = {k[len("connector."):]: v.contiguous() for k, v in sd.items() if k.startswith("connector.")}
+        if self.mllm_config.lora:
+            llm_sd = merge_lora(llm_sd, self.mllm_config.lora_alpha / self.mllm_config.lora_r)
+        return llm_sd, conn_sd
+
+    def save_checkpoint(self, path: str | Path, state_dict: dict | None = None, extra: dict | None = None) -> Path:
+        """Write the checkpoint folder atomically (see module docstring); returns ``path``."""
+        from safetensors.torch import save_file
+
+        from rgenima_lib.io import atomic_output
+
+        llm_sd, conn_sd = self.full_state_dict(state_dict)
+        with atomic_output(path, directory=True) as tmp:
+            self.causal_lm.save_pretrained(tmp / "llm", state_dict=llm_sd)
+            self.tokenizer.save_pretrained(tmp / "llm")
+            if self.connector is not None:
+                save_file(conn_sd, str(tmp / "connector.safetensors"))
+            cfg = asdict(self.mllm_config)
+            meta = {"format": CHECKPOINT_FORMAT, "config": cfg, "base_path": self.base_path,
+                    "demo": bool(getattr(self.causal_lm.config, "rgenima_demo", {}).get("demo", False)),
+                    **(extra or {})}
+            (tmp / "rgenima.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        return Path(path)
+
+    # ----------------------------------------------------------------- forward
+    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with the visual tokens spliced in at the expanded anchor positions.
+
+        Parameters
+        ----------
+        input_ids : int64[B, T]
+            From :class:`PromptCollator` (anchor already expanded to n_visual copies).
+        visual_tokens : float[N_img, d_vis], optional
+            All samples' visual tokens in sample-then-ROI order; N_img must equal
+            the number of anchor positions in ``input_ids``.
+
+        Returns
+        -------
+        float[B, T, hidden]
+        """
+        embeds = self.llm.get_input_embeddings()(input_ids)
+        is_img = input_ids == self.image_token_id
+        n_img = int(is_img.sum())
+        if n_img == 0:
+            return embeds
+        if visual_tokens is None or self.connector is None or visual_tokens.shape[0] != n_img:
+            got = None if visual_tokens is None else tuple(visual_tokens.shape)
+            raise ValueError(f"{n_img} image positions but visual tokens {got} "
+                             f"(connector: {self.connector is not None})")
+        projected = self.connector(visual_tokens.to(embeds.dtype))
+        # masked_scatter fills the True positions in row-major order: sample by sample, ROI by ROI.
+        return embeds.masked_scatter(is_img.unsqueeze(-1), projected)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                visual_tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                cache=None, use_cache: bool = False, logits_to_keep: int = 0, loss_logits_only: bool = False,
+                **kwargs):
+        """One forward pass.
+
+        Parameters
+        ----------
+        input_ids, attention_mask, position_ids : int64[B, T]
+            From :class:`PromptCollator`; with a ``cache``, only the new tokens
+            (``attention_mask`` then covers cached + new tokens).
+        visual_tokens : float[N_img, d_vis], optional
+        labels : int64[B, T], optional
+            :data:`IGNORE_INDEX` outside the answer.
+        cache : transformers Cache, optional
+        use_cache : bool
+        logits_to_keep : int
+            Keep only the last this many positions' logits (0 = all).
+        loss_logits_only : bool
+            With ``labels``: compute logits only for the tail of the sequence
+            that holds the answers (left padding puts every answer at the end).
+            Training uses it: at paper length with a 152k vocabulary the full
+            logits would be the largest tensor of the step (~2,700 x 152k per sample).
+        **kwargs
+            Passed to the LLM (e.g. ``output_attentions``); unused collator keys (``n_visual``) are dropped.
+
+        Returns
+        -------
+        transformers CausalLMOutputWithPast
+            ``loss`` (paper eq. 11, when ``labels``), ``logits`` float[B, T', V], ``cache``.
+        """
+        kwargs.pop("n_visual", None)
+        if labels is not None and loss_logits_only and logits_to_keep == 0:
+            labelled = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+            # One extra position: the token before the first answer token predicts it.
+            logits_to_keep = int(labels.shape[1] - labelled.min()) + 1 if len(labelled) else 1
+        embeds = self.embed_inputs(input_ids, visual_tokens)
+        out = self.causal_lm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                             cache=cache, use_cache=use_cache, logits_to_keep=logits_to_keep, **kwargs)
+        if labels is not None:
+            out.loss = answer_nll(out.logits, labels[:, labels.shape[1] - out.logits.shape[1]:]).mean()
+        return out
+
+
+def answer_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample summed NLL of the labelled tokens (paper eq. 11 before the batch mean).
+
+    Parameters
+    ----------
+    logits : float[B, T, V]
+    labels : int64[B, T]
+        :data:`IGNORE_INDEX` where not scored; token t is predicted from position t - 1.
+
+    Returns
+    -------
+    float32[B]
+    """
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    nll = nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+                                      ignore_index=IGNORE_INDEX, reduction="none")
+    return nll.view(shift_labels.shape).sum(dim=1)
+
+
+def merge_lora(llm_sd: dict, scaling: float) -> dict:
+    """Fold peft LoRA weights into the base weights: W = W0 + scaling * B @ A.
+
+    Parameters
+    ----------
+    llm_sd : dict
+        State dict of a peft-wrapped causal LM (``base_model.model.`` prefix,
+        ``.base_layer.`` and ``.lora_A.default`` / ``.lora_B.default`` entries).
+    scaling : float
+        ``lora_alpha / r``.
+
+    Returns
+    -------
+    dict
+        The plain model's state dict (keys as ``save_pretrained`` writes them).
+    """
+    prefix = "base_model.model."
+    out = {}
+    for key, value in llm_sd.items():
+        if ".lora_" in key:
+            continue
+        name = key[len(prefix):] if key.startswith(prefix) else key
+        if ".base_layer." in name:
+            owner = key.split(".base_layer.")[0]
+            name = name.replace(".base_layer.", ".")
+            a, b = llm_sd.get(f"{owner}.lora_A.default.weight"), llm_sd.get(f"{owner}.lora_B.default.weight")
+            if a is not None and key.endswith(".weight"):
+                value = (value.float() + scaling * (b.float() @ a.float())).to(value.dtype)
+        out[name] = value
+    return out

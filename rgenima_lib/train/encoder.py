@@ -1,0 +1,366 @@
+"""Stage-1 encoder pretraining and token caching (paper 4.5.2; DESIGN sections 3, 5, 6).
+
+"First, the vision encoders—Med3D and the proposed RiT—are trained on a four-way brain MRI
+classification task (NC, SMC, MCI, AD). After convergence, the encoder weights are frozen."
+Here, per encoder and fold:
+
+1. :func:`pretrain_encoder`: 4-way training on the fold's *training* subjects only (the test
+   fold is never seen by the encoder: the paper does not say, and an encoder trained on test
+   subjects would leak their labels into every stage-2 model); a stratified validation part
+   of those training subjects drives early stopping ("after convergence"); class-balanced
+   loss or sampling; the shared loop of :mod:`rgenima_lib.train.classifier`.
+2. :func:`save_checkpoint` (safetensors, config and provenance in the metadata) and
+   :func:`plot_training_curve` (PNG).
+3. :func:`embed_subjects`: the frozen encoder's tokens for every subject of the cohort
+   (train and test: a frozen, train-only encoder is a fixed function), written with
+   :func:`rgenima_lib.models.embedding_cache.save_embeddings`.
+
+Subjects are read lazily, one at a time, through a ``load(subject) -> dict of arrays``
+function: at S = 96 one subject's ROIs are 385 MB in float32, so a cohort never fits in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from rgenima_lib.io import atomic_output
+from rgenima_lib.train.classifier import FitConfig, FitResult, fit_classifier, stratified_holdout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("rgenima")
+
+CHECKPOINT_FORMAT = "rgenima-checkpoint/1"
+
+Loader = Callable[[str], dict]
+"""``load(subject) -> {"rois": float[N, S, S, S], "presence": bool[N]}`` (RiT) or ``{"volume": float[D, H, W]}`` (Med3D)."""
+
+
+class SubjectDataset(Dataset):
+    """Subjects read on demand through ``load``; yields ``load(subject)`` as tensors plus ``label``.
+
+    Parameters
+    ----------
+    subjects : list of str
+    labels : int[n] or None
+        Class indices (``STAGES`` order); None for unlabelled use (label -1).
+    load : callable
+        ``load(subject) -> dict of arrays``.
+    """
+
+    def __init__(self, subjects: list[str], labels: np.ndarray | None, load: Loader):
+        self.subjects = list(subjects)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.load = load
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {k: torch.as_tensor(np.asarray(v)) for k, v in self.load(self.subjects[i]).items()}
+        for k, v in item.items():
+            if v.is_floating_point():
+                item[k] = v.float()
+        item["label"] = torch.tensor(-1 if self.labels is None else int(self.labels[i]))
+        return item
+
+
+def fit_input_normalization(subjects: list[str], load: Loader) -> tuple[np.ndarray, np.ndarray]:
+    """Per-ROI mean patch and sd over ``subjects`` (the fit part of a fold's training subjects).
+
+    Streams subjects one at a time (Welford-free two-pass is not needed: sums in float64).
+
+    Parameters
+    ----------
+    subjects : list of str
+    load : callable
+        ``load(subject) -> {"rois": float[N, S, S, S], "presence": bool[N]}``.
+
+    Returns
+    -------
+    mean : float32[N, S, S, S]
+        Over the subjects where the ROI is present (zero if none).
+    scale : float32[N]
+        sd of (patch - mean) over those subjects and all voxels (1 if undefined).
+    """
+    total = total_sq = count = None
+    for subject in tqdm(subjects, desc="input normalisation", disable=None, leave=False):
+        item = load(subject)
+        x = np.asarray(item["rois"], dtype=np.float64)
+        p = np.asarray(item["presence"], dtype=bool)
+        if total is None:
+            total, total_sq, count = np.zeros_like(x), np.zeros(x.shape[0]), np.zeros(x.shape[0])
+        total[p] += x[p]
+        count[p] += 1
+    mean = total / np.maximum(count, 1)[:, None, None, None]
+    for subject in subjects:
+        item = load(subject)
+        x = np.asarray(item["rois"], dtype=np.float64)
+        p = np.asarray(item["presence"], dtype=bool)
+        total_sq[p] += ((x[p] - mean[p]) ** 2).reshape(int(p.sum()), -1).mean(1)
+    var = total_sq / np.maximum(count, 1)
+    scale = np.where(var > 0, np.sqrt(var), 1.0)
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain_encoder` did: the loop's result and who was fitted / validated on."""
+
+    fit: FitResult
+    fit_subjects: list[str]
+    val_subjects: list[str]
+
+
+def pretrain_encoder(model: nn.Module, subjects: list[str], labels: np.ndarray, load: Loader,
+                     config: FitConfig, val_fraction: float = 0.2, desc: str = "pretrain") -> PretrainResult:
+    """Stage-1 4-way training of an encoder on one fold's training subjects.
+
+    Parameters
+    ----------
+    model : RiT or Med3D
+        ``forward(**load(subject)) -> logits``; trained in place, ends with the best epoch's weights.
+    subjects : list of str
+        The fold's *training* subjects only (with an image).
+    labels : int[n]
+        Their stages as indices into ``STAGES``.
+    load : callable
+        See :class:`SubjectDataset`.
+    config : FitConfig
+    val_fraction : float
+        Share of the training subjects held out, stratified by stage, for early stopping.
+
+    Returns
+    -------
+    PretrainResult
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    subjects = list(subjects)
+    fit_idx, val_idx = stratified_holdout(labels, val_fraction, config.seed)
+    fit_subjects = [subjects[i] for i in fit_idx]
+    val_subjects = [subjects[i] for i in val_idx]
+    log.info("%s: %d subjects to fit, %d to validate (stratified by stage)", desc, len(fit_idx), len(val_idx))
+    if hasattr(model, "set_input_normalization"):
+        # From the fit subjects only: the validation part is held out as strictly as the test fold.
+        model.set_input_normalization(*map(torch.from_numpy, fit_input_normalization(fit_subjects, load)))
+    if getattr(getattr(model, "config", None), "roi_volume", False):
+        vols = np.stack([np.log1p(np.asarray(load(s)["volume"], dtype=np.float64)) for s in fit_subjects])
+        pres = np.stack([np.asarray(load(s)["presence"], dtype=bool) for s in fit_subjects])
+        n = np.maximum(pres.sum(0), 1)
+        mean = (vols * pres).sum(0) / n
+        sd = np.sqrt((((vols - mean) ** 2) * pres).sum(0) / n)
+        model.set_volume_normalization(torch.from_numpy(mean), torch.from_numpy(np.where(sd > 0, sd, 1.0)))
+    result = fit_classifier(model, SubjectDataset(fit_subjects, labels[fit_idx], load),
+                            SubjectDataset(val_subjects, labels[val_idx], load) if len(val_idx) else None,
+                            config, desc=desc)
+    return PretrainResult(result, fit_subjects, val_subjects)
+
+
+@torch.no_grad()
+def embed_subjects(model: nn.Module, subjects: list[str], load: Loader, batch_size: int = 4
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Frozen-encoder tokens for every subject.
+
+    Parameters
+    ----------
+    model : RiT or Med3D
+        ``encode(**inputs) -> float[B, T, d]``.
+    subjects : list of str
+    load : callable
+    batch_size : int
+
+    Returns
+    -------
+    tokens : float16[n, T, d]
+    presence : uint8[n, T]
+        From the inputs' ``presence`` (RiT), else all ones (Med3D: one token).
+    """
+    model.eval()
+    tokens, presence = [], []
+    loader = DataLoader(SubjectDataset(subjects, None, load), batch_size=batch_size, shuffle=False)
+    for batch in tqdm(loader, desc="embed", disable=None):
+        inputs = {k: v for k, v in batch.items() if k != "label"}
+        t = model.encode(**inputs).float()
+        p = inputs.get("presence")
+        p = torch.ones(t.shape[:2], dtype=torch.bool) if p is None else p.bool()
+        tokens.append(t.half().numpy())
+        presence.append(p.to(torch.uint8).numpy())
+    return np.concatenate(tokens), np.concatenate(presence)
+
+
+def build_encoder(info: dict) -> nn.Module:
+    """A fresh encoder from a checkpoint's ``info`` (``{"encoder": "rit" | "med3d", "config": {...}}``)."""
+    from rgenima_lib.models.med3d import Med3D, Med3DConfig
+    from rgenima_lib.models.rit import RiT, RiTConfig
+
+    if info["encoder"] == "rit":
+        return RiT(RiTConfig(**info["config"]))
+    if info["encoder"] == "med3d":
+        return Med3D(Med3DConfig(**info["config"]))
+    raise ValueError(f"unknown encoder {info['encoder']!r}")
+
+
+def roi_loader(index: "pd.DataFrame", in_memory: bool = False) -> Loader:
+    """``load(subject)`` over the imaging stage's ROI arrays (``results/imaging/roi_index.tsv``).
+
+    Parameters
+    ----------
+    index : DataFrame
+        Columns ``subject``, ``rois`` (``uint8[N, S, S, S]`` .npy, value / 255) and ``info``
+        (the JSON sidecar with the ``presence`` vector).
+    in_memory : bool
+        Keep every subject's uint8 array after its first read (3.6 MB per subject at S = 32;
+        leave off at S = 96, where arrays are read memory-mapped each time).
+
+    Returns
+    -------
+    callable
+        ``load(subject) -> {"rois": float32[N, S, S, S] in [0, 1], "presence": bool[N],
+        "volume": float32[N]}`` (volume: voxels per ROI before resampling, from the sidecar;
+        used only by a RiT built with ``roi_volume=True``).
+    """
+    import json as json_mod
+
+    paths = {str(r.subject): (r.rois, r.info) for r in index.itertuples()}
+    cache: dict[str, tuple] = {}
+
+    def load(subject: str) -> dict:
+        if subject not in cache:
+            npy, info = paths[subject]
+            meta = json_mod.loads(Path(info).read_text())
+            presence = np.asarray(meta["presence"], dtype=bool)
+            volume = np.asarray(meta["voxel_counts"], dtype=np.float32)
+            arr = np.load(npy, mmap_mode=None if in_memory else "r")
+            if not in_memory:
+                return {"rois": np.asarray(arr, dtype=np.float32) / 255.0, "presence": presence, "volume": volume}
+            cache[subject] = (arr, presence, volume)
+        arr, presence, volume = cache[subject]
+        return {"rois": arr.astype(np.float32) / 255.0, "presence": presence, "volume": volume}
+
+    return load
+
+
+def standardize_volume(volume: np.ndarray) -> np.ndarray:
+    """MedicalNet's input normalisation: zero-mean, unit-sd over the brain (non-zero) voxels, 0 outside."""
+    volume = np.asarray(volume, dtype=np.float32)
+    brain = volume > 0
+    if not brain.any():
+        return volume
+    mean, sd = volume[brain].mean(), volume[brain].std()
+    return np.where(brain, (volume - mean) / max(float(sd), 1e-6), 0.0).astype(np.float32)
+
+
+def volume_loader(index: "pd.DataFrame", input_size: int | None = None) -> Loader:
+    """``load(subject)`` over the whole-brain arrays (``results/imaging/wholebrain_index.tsv``).
+
+    Parameters
+    ----------
+    index : DataFrame
+        Columns ``subject`` and ``wholebrain`` (``uint8[D, H, W]`` .npy).
+    input_size : int, optional
+        Resize (trilinear) to input_size³ before the network; None keeps the stored shape.
+
+    Returns
+    -------
+    callable
+        ``load(subject) -> {"volume": float32[D, H, W]}``, standardised (:func:`standardize_volume`).
+    """
+    from torch.nn import functional as F
+
+    paths = {str(r.subject): r.wholebrain for r in index.itertuples()}
+
+    def load(subject: str) -> dict:
+        volume = np.load(paths[subject]).astype(np.float32) / 255.0
+        if input_size and volume.shape != (input_size,) * 3:
+            volume = F.interpolate(torch.from_numpy(volume)[None, None], size=(input_size,) * 3, mode="trilinear",
+                                   align_corners=True)[0, 0].numpy()
+        return {"volume": standardize_volume(volume)}
+
+    return load
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, info: dict) -> None:
+    """Write a model's state dict as safetensors, atomically, with ``info`` (JSON) in the metadata.
+
+    Parameters
+    ----------
+    model : nn.Module
+    path : str or Path
+    info : dict
+        Model kind, its config, init source, fold, training history summary: enough to
+        rebuild the model with :func:`load_checkpoint`.
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT, "info": json.dumps(info, sort_keys=True)})
+
+
+def checkpoint_info(path: str | Path) -> dict:
+    """The ``info`` dict stored by :func:`save_checkpoint`."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an {CHECKPOINT_FORMAT} file")
+    return json.loads(meta["info"])
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> dict:
+    """Load weights saved by :func:`save_checkpoint` into ``model`` (strict); return its ``info``."""
+    from safetensors.torch import load_file
+
+    info = checkpoint_info(path)
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return info
+
+
+def plot_training_curve(history: list[dict], path: str | Path, title: str, best_epoch: int | None = None) -> None:
+    """Training curve PNG: train / validation loss and validation (balanced) accuracy per epoch.
+
+    Parameters
+    ----------
+    history : list of dict
+        :attr:`FitResult.history`.
+    path : str or Path
+    title : str
+    best_epoch : int, optional
+        Marked with a vertical line (the weights that were kept).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    if history and "val_loss" in history[0]:
+        ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
+        ax2.plot(epochs, [h["val_accuracy"] for h in history], label="accuracy")
+        ax2.plot(epochs, [h["val_balanced_accuracy"] for h in history], label="balanced accuracy")
+        ax2.axhline(0.25, color="grey", lw=0.8, ls=":", label="chance (4 classes)")
+    ax1.set(xlabel="epoch", ylabel="class-weighted cross-entropy", title="loss")
+    ax2.set(xlabel="epoch", ylabel="validation", ylim=(0, 1.02), title="validation accuracy")
+    for ax in (ax1, ax2):
+        if best_epoch:
+            ax.axvline(best_epoch, color="k", lw=0.8, ls="--")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

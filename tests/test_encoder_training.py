@@ -1,0 +1,132 @@
+"""Stage-1 pretraining: train subjects only, stratified validation, balance, determinism, checkpoints, cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rgenima_lib.models.embedding_cache import (embedding_info, load_embeddings, save_embeddings,
+                                                select_subjects)
+from rgenima_lib.models.med3d import Med3D
+from rgenima_lib.models.rit import RiT, RiTConfig
+from rgenima_lib.train.classifier import FitConfig, class_weights, seed_everything, stratified_holdout
+from rgenima_lib.train.encoder import (checkpoint_info, embed_subjects, load_checkpoint, plot_training_curve,
+                                       pretrain_encoder, save_checkpoint)
+
+torch.set_num_threads(2)
+
+CFG = RiTConfig(n_rois=5, roi_size=4, dim=16, depth=1, heads=2, dropout=0.1)
+
+
+class FakeROIs:
+    """``load(subject)``: deterministic ROI arrays per subject, remembering who was read."""
+
+    def __init__(self, n=40, seed=0):
+        rng = np.random.default_rng(seed)
+        self.subjects = [f"{i:03d}_S_{1000 + i}" for i in range(n)]
+        self.labels = rng.choice(4, n, p=[0.35, 0.1, 0.4, 0.15])
+        self.data = {}
+        for s, y in zip(self.subjects, self.labels):
+            rois = rng.normal(0, 1, (CFG.n_rois, 4, 4, 4)).astype(np.float32)
+            rois[0] += y  # planted: ROI 0 brighter with stage
+            presence = rng.random(CFG.n_rois) > 0.15
+            rois[~presence] = 0
+            self.data[s] = {"rois": rois, "presence": presence}
+        self.seen = set()
+
+    def __call__(self, subject):
+        self.seen.add(subject)
+        return self.data[subject]
+
+
+def test_class_weights_and_stratified_holdout():
+    labels = np.array([0] * 10 + [1] * 2 + [2] * 6 + [3])
+    w = class_weights(labels, 4)
+    assert w[1] == pytest.approx(19 / (4 * 2)) and (w * np.bincount(labels)).sum() == pytest.approx(19)
+    assert class_weights(np.array([0, 0, 2]), 4)[[1, 3]].tolist() == [0, 0]
+    fit, val = stratified_holdout(labels, 0.25, seed=0)
+    assert sorted(np.concatenate([fit, val]).tolist()) == list(range(19))
+    assert np.bincount(labels[val], minlength=4).tolist() == [2, 1, 2, 0]  # the lone class-3 subject stays in fit
+    assert np.array_equal(val, stratified_holdout(labels, 0.25, seed=0)[1])
+
+
+def train_once(data, seed, balance="loss", epochs=3):
+    test = set(data.subjects[30:])
+    train_subjects = data.subjects[:30]
+    seed_everything(seed)
+    model = RiT(CFG)
+    result = pretrain_encoder(model, train_subjects, data.labels[:30], data,
+                              FitConfig(epochs=epochs, batch_size=8, lr=1e-3, seed=seed, balance=balance, patience=10),
+                              val_fraction=0.25)
+    assert not (data.seen & test), "a test subject was read during pretraining"
+    return model, result
+
+
+def test_pretraining_sees_train_subjects_only_and_is_deterministic():
+    data = FakeROIs()
+    a, res_a = train_once(data, seed=3)
+    assert set(res_a.val_subjects) <= set(data.subjects[:30]) and not set(res_a.val_subjects) & set(res_a.fit_subjects)
+    assert len(res_a.fit.history) == 3 and 1 <= res_a.fit.best_epoch <= 3
+    assert {"train_loss", "val_loss", "val_balanced_accuracy"} <= set(res_a.fit.history[0])
+    b, res_b = train_once(data, seed=3)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert res_a.fit.history == res_b.fit.history
+    c, _ = train_once(data, seed=4)
+    assert not torch.equal(a.patch.weight, c.patch.weight)
+
+
+def test_balanced_sampler_mode_runs():
+    _, res = train_once(FakeROIs(), seed=0, balance="sampler", epochs=1)
+    assert res.fit.class_weights == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_checkpoint_curve_and_embedding_cache_round_trip(tmp_path):
+    data = FakeROIs(n=12)
+    seed_everything(0)
+    model = RiT(CFG).eval()
+    save_checkpoint(model, tmp_path / "rit.safetensors", {"encoder": "rit", "config": CFG.to_dict(), "fold": 0})
+    assert checkpoint_info(tmp_path / "rit.safetensors")["config"]["dim"] == 16
+    seed_everything(1)
+    again = RiT(RiTConfig(**checkpoint_info(tmp_path / "rit.safetensors")["config"])).eval()
+    load_checkpoint(again, tmp_path / "rit.safetensors")
+    tokens, presence = embed_subjects(again, data.subjects, data, batch_size=5)
+    assert tokens.shape == (12, 5, 16) and tokens.dtype == np.float16 and presence.dtype == np.uint8
+    expected = np.stack([data.data[s]["presence"] for s in data.subjects]).astype(np.uint8)
+    assert np.array_equal(presence, expected)
+    assert np.all(tokens[presence == 0] == 0)
+    with torch.no_grad():
+        direct = model.encode(torch.tensor(data.data[data.subjects[3]]["rois"])[None],
+                              torch.tensor(data.data[data.subjects[3]]["presence"])[None])[0].numpy()
+    np.testing.assert_allclose(tokens[3], direct, atol=2e-3, rtol=2e-3)  # float16 rounding
+
+    path = tmp_path / "embeddings" / "rit" / "fold0.safetensors"
+    save_embeddings(path, data.subjects, tokens, presence, {"encoder": "rit", "fold": 0, "init": "random init"})
+    subjects, t2, p2 = load_embeddings(path)
+    assert subjects == data.subjects and np.array_equal(t2, tokens) and np.array_equal(p2, presence)
+    assert t2.dtype == np.float16 and p2.dtype == np.uint8
+    assert embedding_info(path) == {"encoder": "rit", "fold": 0, "init": "random init"}
+    t3, p3 = select_subjects(subjects, t2, p2, [subjects[5], "NOT_IMAGED", subjects[0]])
+    assert np.array_equal(t3[0], tokens[5]) and np.all(t3[1] == 0) and np.all(p3[1] == 0)
+
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_accuracy": 0.3 + 0.1 * e,
+                "val_balanced_accuracy": 0.25 + 0.1 * e} for e in range(1, 6)]
+    plot_training_curve(history, tmp_path / "curve.png", "RiT fold 0", best_epoch=4)
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cache_refuses_mismatched_shapes(tmp_path):
+    with pytest.raises(ValueError, match="shapes"):
+        save_embeddings(tmp_path / "x.safetensors", ["a", "b"], np.zeros((2, 3, 4)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="duplicate"):
+        save_embeddings(tmp_path / "x.safetensors", ["a", "a"], np.zeros((2, 3, 4)), np.ones((2, 3)))
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_med3d_embeds_one_token_with_presence_one():
+    seed_everything(0)
+    model = Med3D()
+    vols = {f"s{i}": {"volume": np.random.default_rng(i).normal(size=(16, 16, 16)).astype(np.float32)} for i in range(3)}
+    tokens, presence = embed_subjects(model, list(vols), vols.__getitem__, batch_size=2)
+    assert tokens.shape == (3, 1, 512) and presence.tolist() == [[1], [1], [1]]
