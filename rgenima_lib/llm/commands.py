@@ -1,0 +1,173 @@
+"""``rgenima`` subcommands of the LLM stage: build-demo-llm, finetune, predict.
+
+``finetune`` is launched by ``torchrun --nproc_per_node N`` (N = the job's GPUs)
+with ``--deepspeed config/deepspeed/zero3.json``; without them it runs a plain
+single-process loop (the CPU demo). Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from rgenima_lib.io import load_settings
+
+log = logging.getLogger("rgenima")
+
+
+def _quiet_libraries() -> None:
+    # Loading bars of transformers and DeepSpeed's deprecation chatter would drown the rule's log.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _check_inputs(args, *names) -> None:
+    from rgenima_lib.errors import InputDataError
+
+    for name in names:
+        value = getattr(args, name, None)
+        if value and not Path(value).exists():
+            raise InputDataError(f"--{name.replace('_', '-')} not found.", path=value,
+                                 fix="run the upstream rule first, or check the path.")
+
+
+def cmd_build_demo_llm(args: argparse.Namespace) -> None:
+    from rgenima_lib.io import atomic_output
+    from rgenima_lib.models.demo_llm import DEMO_NOTE, build_demo_llm
+
+    _quiet_libraries()
+    genes = []
+    if args.gene_panel:
+        from rgenima_lib.io import read_tsv
+
+        genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
+    with atomic_output(args.output, directory=True) as tmp:
+        build_demo_llm(tmp, arch=args.arch, hidden_size=args.hidden_size, n_layers=args.layers, n_heads=args.heads,
+                       n_kv_heads=args.kv_heads, intermediate_size=args.intermediate_size, vocab_size=args.vocab_size,
+                       seed=args.seed, gene_names=genes)
+    log.info("demo LLM (%s; %s) -> %s", args.arch, DEMO_NOTE, args.output)
+
+
+def _samples(args, side: str):
+    from rgenima_lib.train.finetune import load_prompt_samples
+
+    return load_prompt_samples(args.samples, side, args.imputed, args.snps, args.embeddings, limit=args.limit)
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from rgenima_lib.io import write_json, write_tsv
+    from rgenima_lib.models.embedding_cache import load_embeddings
+    from rgenima_lib.models.mllm import MLLMConfig
+    from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
+
+    _quiet_libraries()
+    _check_inputs(args, "base", "samples", "imputed", "snps", "embeddings", "deepspeed")
+    settings = load_settings(args.settings)
+    cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
+                                    **({"seed": args.seed} if args.seed is not None else {})})
+    visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
+    mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora)
+    samples = _samples(args, "train")
+    log.info("finetune: %d training samples, visual dim %s, %s", len(samples), visual_dim,
+             f"DeepSpeed {args.deepspeed}" if args.deepspeed else "plain PyTorch loop")
+    result = finetune(args.base, samples, args.output, mcfg, cfg, deepspeed_config=args.deepspeed)
+    if dist_info()[0] == 0:
+        if args.history:
+            write_tsv(pd.DataFrame(result.history), args.history)
+        if args.summary:
+            write_json(result.summary, args.summary)
+    log.info("finetune: %d steps, final loss %.4f, %.0f tokens/s -> %s", result.summary["steps"],
+             result.summary["final_loss"], result.summary["tokens_per_s"] or 0, args.output)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import torch
+
+    from rgenima_lib.errors import InputDataError
+    from rgenima_lib.io import write_json, write_tsv
+    from rgenima_lib.models.demo_llm import model_note
+    from rgenima_lib.models.mllm import RGenIMA
+    from rgenima_lib.train.predict import escape_text, predict, prediction_summary
+
+    _quiet_libraries()
+    _check_inputs(args, "checkpoint", "samples", "imputed", "snps", "embeddings")
+    if not (Path(args.checkpoint) / "rgenima.json").is_file():
+        raise InputDataError("not an R-GenIMA checkpoint (no rgenima.json).", path=args.checkpoint,
+                             fix="run rgenima finetune to write it.")
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if (args.bf16 and torch.cuda.is_available()) else torch.float32
+    model = RGenIMA.from_checkpoint(args.checkpoint, dtype=dtype)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    if (model.connector is None) != (args.embeddings is None):
+        raise InputDataError("the checkpoint and --embeddings disagree on whether the model sees images.",
+                             path=args.checkpoint, fix="pass the embeddings the model was fine-tuned with.")
+    samples = _samples(args, "test")
+    table = predict(model, samples, batch_size=args.batch_size, generate=not args.no_generate)
+    table["generated_text"] = table["generated_text"].map(escape_text)
+    write_tsv(table, args.output)
+    summary = {**prediction_summary(table), "checkpoint": str(args.checkpoint),
+               "demo": bool(model_note(args.checkpoint)), "note": model_note(args.checkpoint)}
+    if args.summary:
+        write_json(summary, args.summary)
+    log.info("predict: %d samples, scoring accuracy %s, generation accuracy %s, %d unparseable%s -> %s",
+             summary["n"], summary["scoring_accuracy"], summary["generation_accuracy"], summary["n_unparseable"],
+             f" ({summary['note']})" if summary["note"] else "", args.output)
+
+
+def _data_args(p) -> None:
+    p.add_argument("--samples", required=True, help="datasets/{config}/fold{k}/samples.tsv")
+    p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
+    p.add_argument("--snps", required=True, help="snps.tsv")
+    p.add_argument("--embeddings", help="the fold's visual token cache (omit for the LLM SNP-only model)")
+    p.add_argument("--limit", type=int, help="first N samples only (smoke runs)")
+
+
+def register(sub) -> None:
+    """Add this stage's subcommands to the ``rgenima`` parser."""
+    p = sub.add_parser("build-demo-llm", help="build the small random-init demo LLM + tokenizer (no download)")
+    p.add_argument("--output", required=True, help="model folder (from_pretrained-loadable)")
+    p.add_argument("--arch", choices=["qwen2", "llama"], default="qwen2")
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--intermediate-size", type=int, default=512)
+    p.add_argument("--vocab-size", type=int, default=2000)
+    p.add_argument("--gene-panel", help="config/gene_panel.tsv: gene symbols join the tokenizer's corpus")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_build_demo_llm)
+
+    p = sub.add_parser("finetune", help="fine-tune connector + LLM (torchrun + DeepSpeed ZeRO-3, or plain on CPU)")
+    p.add_argument("--base", required=True, help="local LLM folder (real weights or the demo LLM)")
+    _data_args(p)
+    p.add_argument("--connector", choices=["linear", "mlp"], default="linear")
+    p.add_argument("--lora", action="store_true", help="LoRA adapters instead of full fine-tuning")
+    p.add_argument("--settings", help="the config's train section: inline JSON or a YAML/JSON file")
+    p.add_argument("--deepspeed", help="DeepSpeed JSON (config/deepspeed/zero3.json); omit for the plain loop")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--output", required=True, help="checkpoint folder")
+    p.add_argument("--history", help="TSV: loss per optimizer step")
+    p.add_argument("--summary", help="JSON: steps, tokens/s, precision, world size")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("predict", help="answer scoring (class probabilities) + strict greedy generation")
+    p.add_argument("--checkpoint", required=True)
+    _data_args(p)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-generate", action="store_true", help="scoring only")
+    p.add_argument("--bf16", action="store_true", help="bf16 on CUDA")
+    p.add_argument("--output", required=True, help="predictions TSV")
+    p.add_argument("--summary", help="JSON: accuracies, unparseable count, demo note")
+    p.set_defaults(func=cmd_predict)
