@@ -1,0 +1,320 @@
+"""Bootstrap stability of genes, stage ROIs and ROI–gene pairs (paper 2.2, 2.3, 4.3 eqs. 13–17; DESIGN 7).
+
+All three procedures resample subjects with replacement and are vectorised
+over the B iterations: iteration b is a row of multinomial counts w_b
+(float32[N], summing to n_draw), and the B resampled means of every feature
+are one matrix product ``(W / n_draw) @ X`` (float32[B, P]). Features are
+taken in column chunks so that memory stays at B × chunk floats whatever
+the number of pairs.
+
+- **Genes** (paper 2.2): B resamples of the test subjects (paper: 1,000 of
+  1,000 subjects), rank genes by mean importance, keep the top 45; a gene is
+  stable if kept in more than 50% of iterations. The paper's importance sums
+  the gene's tokens, so it grows with the gene's SNP count; ``score="per_token"``
+  ranks the share per token instead.
+- **ROIs per stage** (paper 2.3): likewise within the subjects of one stage
+  (SMC, MCI, AD), top ``top_k`` ROIs. ``score="mean"`` ranks by the stage's
+  mean ROI importance (the paper); ``score="contrast"`` by the stage mean
+  minus the NC mean (NC resampled independently), which asks which ROIs the
+  model attends to *more* in the stage. The paper gives no top-k for ROIs;
+  10 is our default.
+- **ROI–gene pairs per stage** (paper 4.3): bootstrap mean (eq. 16), the
+  2.5th / 97.5th percentiles of the B means, and
+  Stability = mean / (CI97.5 − CI2.5) (eq. 17); NaN where the interval has
+  zero width.
+
+Seeds: every call takes ``seed``; different procedures and stages draw from
+``np.random.default_rng([seed, stream])`` streams so that adding a stage or a
+procedure never changes another's draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+TARGET_STAGES: tuple[str, ...] = ("SMC", "MCI", "AD")
+"""Stages of the ROI and ROI–gene analyses (paper 2.3–2.4); NC is the reference."""
+
+_STREAM = {"genes": 0, "rois": 1, "pairs": 2, "reference": 3}
+
+
+def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_draw: int | None = None) -> np.ndarray:
+    """Bootstrap weights: row b = counts of each subject in resample b, divided by the draw size.
+
+    Parameters
+    ----------
+    n_subjects : int
+        N.
+    n_boot : int
+        B.
+    rng : numpy Generator
+    n_draw : int, optional
+        Subjects drawn per resample (default N; the paper draws 1,000).
+
+    Returns
+    -------
+    float32[B, N]
+        Rows sum to 1, so ``W @ X`` is the B resampled means.
+    """
+    if n_subjects < 1:
+        raise ValueError("no subjects to resample")
+    n_draw = n_subjects if n_draw is None else int(n_draw)
+    counts = rng.multinomial(n_draw, np.full(n_subjects, 1.0 / n_subjects), size=n_boot)
+    return (counts / n_draw).astype(np.float32)
+
+
+def resampled_means(x: np.ndarray, weights: np.ndarray, chunk: int = 4096, desc: str | None = None):
+    """Yield (column slice, float32[B, chunk] resampled means) over column chunks of ``x``.
+
+    Parameters
+    ----------
+    x : float[N, P]
+        One row per subject (float16 dumps are promoted chunk by chunk).
+    weights : float32[B, N]
+        From :func:`resample_weights`.
+    chunk : int
+        Columns per product (bounds memory at B × chunk floats).
+    desc : str, optional
+        Progress-bar label.
+    """
+    n_cols = x.shape[1]
+    for start in tqdm(range(0, n_cols, chunk), desc=desc or "bootstrap", unit="chunk", disable=None, leave=False):
+        cols = slice(start, min(start + chunk, n_cols))
+        yield cols, weights @ np.asarray(x[:, cols], dtype=np.float32)
+
+
+def top_k_frequency(means: np.ndarray, top_k: int) -> np.ndarray:
+    """float64[P]: share of iterations in which each feature is among the ``top_k`` largest.
+
+    Parameters
+    ----------
+    means : float[B, P]
+    top_k : int
+        Clipped to P.
+    """
+    b, p = means.shape
+    k = min(int(top_k), p)
+    if k <= 0:
+        return np.zeros(p)
+    top = np.argpartition(-means, k - 1, axis=1)[:, :k]
+    return np.bincount(top.ravel(), minlength=p) / b
+
+
+def bootstrap_genes(importance: np.ndarray, genes, *, n_boot: int = 1000, top_k: int = 45,
+                    threshold: float = 0.5, n_draw: int | None = None, seed: int = 0, tokens: np.ndarray | None = None,
+                    score: str = "sum") -> pd.DataFrame:
+    """Stable genes (paper 2.2).
+
+    Parameters
+    ----------
+    importance : float[N, G]
+        Gene importance per test subject (all stages): rollout share summed over the gene's tokens.
+    genes : sequence of str, length G
+    tokens : int[N, G], optional
+        Tokens per gene block (the dump's ``gene_tokens``); needed by ``score="per_token"``.
+    score : {"sum", "per_token"}
+        ``sum`` ranks the summed share (paper); ``per_token`` divides it by the gene's token count,
+        so that a gene with many SNPs does not rank high for its length alone.
+    n_boot : int
+        B (paper 1,000).
+    top_k : int
+        Genes kept per iteration (paper 45).
+    threshold : float
+        Stable if selected in more than this share of iterations (paper 0.5).
+    n_draw : int, optional
+        Subjects per resample (default N).
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        gene, mean_importance (over subjects, of the ranked score), bootstrap_mean, frequency,
+        stable (bool), rank (1 = highest mean importance), mean_tokens (when ``tokens``); rows by rank.
+    """
+    if score not in ("sum", "per_token"):
+        raise ValueError(f"score must be 'sum' or 'per_token', not {score!r}")
+    x = np.asarray(importance, dtype=np.float32)
+    if score == "per_token":
+        if tokens is None:
+            raise ValueError("score='per_token' needs the token counts")
+        x = x / np.maximum(np.asarray(tokens, dtype=np.float32), 1.0)
+    rng = np.random.default_rng([seed, _STREAM["genes"]])
+    weights = resample_weights(x.shape[0], n_boot, rng, n_draw)
+    means = np.concatenate([m for _, m in resampled_means(x, weights, desc="bootstrap genes")], axis=1)
+    freq = top_k_frequency(means, top_k)
+    table = pd.DataFrame({"gene": list(genes), "mean_importance": x.mean(0).astype(float),
+                          "bootstrap_mean": means.mean(0).astype(float), "frequency": freq,
+                          "stable": freq > threshold})
+    if tokens is not None:
+        table["mean_tokens"] = np.asarray(tokens, dtype=np.float64).mean(0)
+    table = table.sort_values(["mean_importance", "gene"], ascending=[False, True], kind="stable")
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table.reset_index(drop=True)
+
+
+def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES, n_boot: int = 1000,
+                   top_k: int = 10, threshold: float = 0.5, score: str = "mean", n_draw: int | None = None,
+                   seed: int = 0) -> pd.DataFrame:
+    """Stable ROIs per stage (paper 2.3).
+
+    Parameters
+    ----------
+    importance : float[N, R]
+        ROI importance per test subject.
+    labels : str[N]
+        True stage of each subject.
+    rois : sequence of str, length R
+    stages : sequence of str
+        Stages analysed (SMC, MCI, AD).
+    n_boot, top_k, threshold, n_draw, seed
+        As :func:`bootstrap_genes` (``n_draw`` defaults to each stage's size).
+    score : {"mean", "contrast"}
+        Rank by the stage mean (paper) or the stage mean minus the NC mean.
+
+    Returns
+    -------
+    DataFrame
+        stage, roi, n_subjects, mean_importance, nc_mean_importance, score
+        (observed), frequency, stable, rank (within stage, by score); a stage
+        without subjects is left out.
+    """
+    if score not in ("mean", "contrast"):
+        raise ValueError(f"score must be 'mean' or 'contrast', not {score!r}")
+    x = np.asarray(importance, dtype=np.float32)
+    labels = np.asarray(labels)
+    nc = x[labels == "NC"]
+    if score == "contrast" and len(nc) == 0:
+        raise ValueError("score='contrast' needs NC subjects")
+    nc_mean = nc.mean(0) if len(nc) else np.full(x.shape[1], np.nan, np.float32)
+    out = []
+    for s_index, stage in enumerate(stages):
+        xs = x[labels == stage]
+        if len(xs) == 0:
+            continue
+        rng = np.random.default_rng([seed, _STREAM["rois"], s_index])
+        means = resample_weights(len(xs), n_boot, rng, n_draw) @ xs
+        observed = xs.mean(0)
+        if score == "contrast":
+            ref_rng = np.random.default_rng([seed, _STREAM["reference"], s_index])
+            means = means - resample_weights(len(nc), n_boot, ref_rng, n_draw) @ nc
+            observed = observed - nc_mean
+        freq = top_k_frequency(means, top_k)
+        t = pd.DataFrame({"stage": stage, "roi": list(rois), "n_subjects": len(xs),
+                          "mean_importance": xs.mean(0).astype(float), "nc_mean_importance": nc_mean.astype(float),
+                          "score": observed.astype(float), "frequency": freq, "stable": freq > threshold})
+        t = t.sort_values(["score", "roi"], ascending=[False, True], kind="stable")
+        t["rank"] = np.arange(1, len(t) + 1)
+        out.append(t)
+    if not out:
+        raise ValueError(f"no subjects in any of the stages {list(stages)}")
+    return pd.concat(out, ignore_index=True)
+
+
+def pair_stability(association: np.ndarray, *, n_boot: int = 1000, n_draw: int | None = None, seed: int = 0,
+                   stream: int = 0, chunk: int = 4096, ci: float = 0.95) -> dict[str, np.ndarray]:
+    """Bootstrap mean, CI and stability of every ROI–gene pair of one stage (paper 4.3, eqs. 13–17).
+
+    Parameters
+    ----------
+    association : float[N, R, G]
+        a[s, r, g] of the stage's subjects (eq. 13: X_{r,g} over s).
+    n_boot : int
+        B (eq. 14–15).
+    n_draw : int, optional
+        Values per replicate (paper: N).
+    seed, stream : int
+        Random stream ``[seed, pairs, stream]``.
+    chunk : int
+        Pairs per matrix product.
+    ci : float
+        Central interval (paper 95%).
+
+    Returns
+    -------
+    dict of float64[R, G]
+        ``mean`` (eq. 16), ``ci_low``, ``ci_high`` (percentiles), ``stability`` (eq. 17, NaN where
+        ci_high == ci_low), ``observed`` (plain mean over subjects).
+    """
+    a = np.asarray(association)
+    n, r, g = a.shape
+    flat = a.reshape(n, r * g)
+    rng = np.random.default_rng([seed, _STREAM["pairs"], stream])
+    weights = resample_weights(n, n_boot, rng, n_draw)
+    q = [50 * (1 - ci), 100 - 50 * (1 - ci)]
+    out = {k: np.empty(r * g) for k in ("mean", "ci_low", "ci_high")}
+    for cols, means in resampled_means(flat, weights, chunk, desc="bootstrap ROI-gene"):
+        out["mean"][cols] = means.mean(0, dtype=np.float64)
+        lo, hi = np.percentile(means, q, axis=0)
+        out["ci_low"][cols], out["ci_high"][cols] = lo, hi
+    width = out["ci_high"] - out["ci_low"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["stability"] = np.where(width > 0, out["mean"] / np.where(width > 0, width, 1.0), np.nan)
+    out["observed"] = flat.mean(0, dtype=np.float64)
+    return {k: v.reshape(r, g) for k, v in out.items()}
+
+
+def bootstrap_pairs(association: np.ndarray, labels, rois, genes, *, stages=TARGET_STAGES, n_boot: int = 1000,
+                    n_draw: int | None = None, seed: int = 0, chunk: int = 4096) -> pd.DataFrame:
+    """ROI–gene stability per stage, as one long table.
+
+    Parameters
+    ----------
+    association : float[N, R, G]
+    labels : str[N]
+    rois : sequence of str, length R
+    genes : sequence of str, length G
+    stages, n_boot, n_draw, seed, chunk
+        As :func:`pair_stability`.
+
+    Returns
+    -------
+    DataFrame
+        stage, roi, gene, n_subjects, observed_mean, bootstrap_mean, ci_low, ci_high, stability;
+        R × G rows per stage with subjects, ROI-major (token order), genes in panel order.
+    """
+    labels = np.asarray(labels)
+    a = np.asarray(association)
+    out = []
+    for s_index, stage in enumerate(stages):
+        mask = labels == stage
+        if not mask.any():
+            continue
+        res = pair_stability(a[mask], n_boot=n_boot, n_draw=n_draw, seed=seed, stream=s_index, chunk=chunk)
+        r, g = res["mean"].shape
+        out.append(pd.DataFrame({
+            "stage": stage, "roi": np.repeat(np.asarray(rois, dtype=object), g),
+            "gene": np.tile(np.asarray(genes, dtype=object), r), "n_subjects": int(mask.sum()),
+            "observed_mean": res["observed"].ravel(), "bootstrap_mean": res["mean"].ravel(),
+            "ci_low": res["ci_low"].ravel(), "ci_high": res["ci_high"].ravel(),
+            "stability": res["stability"].ravel()}))
+    if not out:
+        raise ValueError(f"no subjects in any of the stages {list(stages)}")
+    return pd.concat(out, ignore_index=True)
+
+
+def top_pairs(pairs: pd.DataFrame, n: int = 20, rois=None) -> pd.DataFrame:
+    """The ``n`` most stable pairs of each stage (optionally only among ``rois[stage]``).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        From :func:`bootstrap_pairs`.
+    n : int
+    rois : dict stage -> collection of ROI names, optional
+
+    Returns
+    -------
+    DataFrame
+        Same columns plus ``rank`` (1 = most stable within the stage).
+    """
+    out = []
+    for stage, t in pairs.groupby("stage", sort=False):
+        if rois is not None:
+            t = t[t["roi"].isin(rois.get(stage, ()))]
+        t = t.dropna(subset=["stability"]).sort_values(["stability", "roi", "gene"], ascending=[False, True, True],
+                                                       kind="stable").head(n).copy()
+        t["rank"] = np.arange(1, len(t) + 1)
+        out.append(t)
+    return pd.concat(out, ignore_index=True) if out else pairs.head(0).assign(rank=[])

@@ -1,0 +1,164 @@
+"""Rules attribute, bootstrap_*, enrichment, attribution_recovery, figure_1, figure_2 on a tiny demo checkpoint.
+
+The upstream inputs of ``attribute`` (checkpoint, samples, imputed genotypes, SNP table, RiT embeddings) are
+made here with the project's own writers and a random-init demo LLM, so the test does not wait for the
+encoder and LLM rules; Snakemake is restricted with ``--allowed-rules`` to the interpretability rules, the
+documented way to redraw the figures on a machine that holds only the dumps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, make_workdir, run_snakemake
+
+STAGES = ("NC", "SMC", "MCI", "AD")
+MODEL = "rgenima_qwen"
+DCONFIG = "image_gene"
+N_FOLDS = 2
+ATTR_RULES = ["attribute", "bootstrap_genes", "bootstrap_rois", "bootstrap_roi_gene", "enrichment",
+              "attribution_recovery", "figure_1", "figure_2"]
+ATTR = f"results/attribution/{MODEL}/{DCONFIG}"
+FIG = f"results/figures/{MODEL}/{DCONFIG}"
+
+
+def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, seed: int = 0) -> dict:
+    """Write the inputs of rule ``attribute`` for every fold under ``root`` (a workflow directory).
+
+    One SNP per panel gene (a short prompt), 109 ROI tokens of width ``d_vis`` (one ROI absent in one
+    subject), a random-init demo LLM checkpoint with a linear connector (copied to every fold).
+    """
+    import torch
+
+    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.genetics.genotype_matrix import save_genotypes
+    from rgenima_lib.io import read_tsv, write_json
+    from rgenima_lib.models.demo_llm import build_demo_llm
+    from rgenima_lib.models.embedding_cache import save_embeddings
+    from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
+
+    rng = np.random.default_rng(seed)
+    genes = read_tsv(REPO / "config" / "gene_panel.tsv")["gene"].tolist()
+    rois = read_rois_table(REPO / "config" / "rois.tsv")["name"].tolist()
+    snps = pd.DataFrame({"snp": [f"rs{1000 + i}" for i in range(len(genes))], "chrom": "1",
+                         "pos": np.arange(len(genes)) * 1000 + 1, "a1": "A", "a2": "G", "gene": genes,
+                         "block": np.arange(len(genes)), "maf": 0.3, "f_miss": 0.0})
+    (root / "results/genetics/imputed").mkdir(parents=True)
+    snps.to_csv(root / "results/genetics/snps.tsv", sep="\t", index=False)
+    subjects = [f"{100 + i:03d}_S_{i:04d}" for i in range(N_FOLDS * 4 * n_per_stage_fold)]
+    stage_of = {s: STAGES[(i // n_per_stage_fold) % 4] for i, s in enumerate(subjects)}
+    fold_of = {s: i // (4 * n_per_stage_fold) for i, s in enumerate(subjects)}
+    dosage = rng.integers(0, 3, (len(subjects), len(genes))).astype(np.float32)
+    tokens = rng.normal(size=(len(subjects), len(rois), d_vis)).astype(np.float32)
+    presence = np.ones((len(subjects), len(rois)), np.uint8)
+    presence[1, 5] = 0
+    torch.manual_seed(seed)
+    base = build_demo_llm(root / "tmp_base_llm", hidden_size=32, n_layers=2, n_heads=2, n_kv_heads=1,
+                          intermediate_size=64, seed=seed, gene_names=genes)
+    model = RGenIMA.from_base(base, MLLMConfig(visual_dim=d_vis), seed=seed)
+    ckpt0 = model.save_checkpoint(root / f"results/llm/{MODEL}/{DCONFIG}/fold0/checkpoint")
+    for k in range(N_FOLDS):
+        if k:
+            shutil.copytree(ckpt0, root / f"results/llm/{MODEL}/{DCONFIG}/fold{k}/checkpoint")
+        test = [s for s in subjects if fold_of[s] == k]
+        train = [s for s in subjects if fold_of[s] != k]
+        rows = [{"sample": f"{s}/paired/0", "subject": s, "stage": stage_of[s], "label": STAGES.index(stage_of[s]),
+                 "view": "paired", "copy": 0, "perm_seed": -1, "with_image": True, "side": side}
+                for side, group in (("train", train), ("test", test)) for s in group]
+        out = root / f"results/datasets/{DCONFIG}/fold{k}"
+        out.mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(out / "samples.tsv", sep="\t", index=False)
+        save_genotypes(root / f"results/genetics/imputed/fold{k}.npz", dosage, subjects, snps["snp"])
+        save_embeddings(root / f"results/embeddings/rit/fold{k}.safetensors", subjects, tokens, presence,
+                        info={"encoder": "rit", "fold": k})
+    write_json({"causal_genes": [{"gene": g} for g in ("APOE", "BIN1", "CLU")],
+                "stage_rois": {"SMC": [{"roi": "Left-Putamen"}], "MCI": [{"roi": "ctx-rh-temporalpole"}],
+                               "AD": [{"roi": "Left-Hippocampus"}, {"roi": "Right-Hippocampus"}]},
+                "roi_gene_pairs": [{"roi": "Left-Hippocampus", "gene": "APOE", "stages": ["MCI", "AD"]}]},
+               root / "results/synthetic/truth.json")
+    shutil.rmtree(root / "tmp_base_llm")
+    return {"genes": genes, "rois": rois, "subjects": subjects, "stage_of": stage_of, "fold_of": fold_of}
+
+
+def _jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's dry-run job table."""
+    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def attr_run(tmp_path_factory):
+    work = make_workdir(tmp_path_factory.mktemp("attr"))
+    info = make_attribution_inputs(work)
+    cfg = work / "config" / "attr.yaml"
+    cfg.write_text(
+        "synthetic:\n  enabled: true\n  n_subjects: 16\nfreesurfer:\n  mode: precomputed\n"
+        f"split:\n  n_folds: {N_FOLDS}\nseed: 3\nllm:\n  demo:\n    enabled: true\n"
+        f"attribution:\n  models: [{MODEL}]\n  dconfig: {DCONFIG}\n  n_bootstrap: 50\n  n_permutations: 1000\n"
+        "  top_genes: 10\n  top_rois: 4\n  top_pairs: 5\n  figure1_volume: centroids\n  gene_orders: 2\n")
+    targets = [f"{FIG}/figure1.png", f"{FIG}/figure2.png", f"{ATTR}/enrichment.md", f"{ATTR}/recovery.md",
+               f"{ATTR}/roi_gene_top.tsv"]
+    # One thread per attribute job, so that the two folds run side by side on the 2 cores.
+    proc = run_snakemake(work, *targets, "--allowed-rules", *ATTR_RULES, "--set-threads", "attribute=1",
+                         configfile=cfg)
+    return work, cfg, info, proc.stdout
+
+
+def test_dumps_hold_every_test_subject_in_float16_with_names_and_the_demo_note(attr_run):
+    from rgenima_lib.attribution.dump import read_dump
+
+    work, _, info, _ = attr_run
+    for k in range(N_FOLDS):
+        dump = read_dump(work / ATTR / f"fold{k}" / "dump.npz")
+        expected = [s for s in info["subjects"] if info["fold_of"][s] == k]
+        assert dump.subjects.tolist() == expected
+        assert dump.genes.tolist() == info["genes"] and dump.rois.tolist() == info["rois"]
+        assert dump.roi_gene.shape == (len(expected), 109, 105) and dump.roi_gene.dtype == np.float16
+        assert dump.gene_importance.dtype == dump.roi_importance.dtype == np.float16
+        assert dump.label.tolist() == [info["stage_of"][s] for s in expected]
+        np.testing.assert_allclose(dump.probabilities.astype(float).sum(1), 1.0, atol=2e-3)
+        assert dump.note == "demo model, random init" and dump.meta["sink"] == "exclude"
+        assert dump.meta["gene_orders"] == 2 and dump.meta["gene_order_source"] == "permuted"
+        assert (dump.gene_importance > 0).all() and (dump.gene_tokens > 0).all()  # every gene has tokens
+        summary = json.loads((work / ATTR / f"fold{k}" / "summary.json").read_text())
+        assert summary["n_subjects"] == len(expected) and 0 <= summary["sink_share_mean"] < 1
+    dump0 = read_dump(work / ATTR / "fold0" / "dump.npz")
+    assert dump0.roi_importance[1, 5] == 0 and (dump0.roi_gene[1, 5] == 0).all()  # the absent ROI
+
+
+def test_tables_and_figures_are_made_and_say_demo(attr_run):
+    from rgenima_lib.io import read_tsv
+
+    work, _, _, _ = attr_run
+    for name in ("genes.tsv", "rois.tsv", "roi_gene.tsv", "roi_gene_top.tsv", "enrichment.tsv", "recovery.tsv"):
+        path = work / ATTR / name
+        assert path.read_text().startswith("# demo model, random init\n"), name
+    genes = read_tsv(work / ATTR / "genes.tsv")
+    assert len(genes) == 105 and set(genes.columns) >= {"gene", "frequency", "stable", "rank", "gwas_ad"}
+    rois = read_tsv(work / ATTR / "rois.tsv")
+    assert set(rois["stage"]) == {"SMC", "MCI", "AD"} and {"p_perm", "q_bh", "frequency"} <= set(rois.columns)
+    pairs = read_tsv(work / ATTR / "roi_gene.tsv")
+    assert len(pairs) == 3 * 109 * 105
+    enrichment = read_tsv(work / ATTR / "enrichment.tsv")
+    assert enrichment.loc[0, "universe"] == 105 and enrichment.loc[0, "n_gwas"] == 45
+    assert (work / ATTR / "recovery.md").read_text().startswith("_demo model, random init_")
+    for n in (1, 2):
+        for ext in ("png", "pdf"):
+            assert (work / FIG / f"figure{n}.{ext}").stat().st_size > 10_000
+
+
+def test_forcerun_figures_reruns_only_the_figures(attr_run):
+    work, cfg, _, _ = attr_run
+    # The documented command; --allowed-rules because this work directory has no upstream rules' outputs.
+    before = {p: p.stat().st_mtime_ns for p in (work / ATTR).rglob("*") if p.is_file()}
+    proc = run_snakemake(work, "figure_1", "figure_2", "--forcerun", "figure_1", "figure_2", "-n",
+                         "--allowed-rules", "bootstrap_rois", "bootstrap_roi_gene", "figure_1", "figure_2",
+                         configfile=cfg)
+    assert _jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1}, proc.stdout[-3000:]
+    assert before == {p: p.stat().st_mtime_ns for p in (work / ATTR).rglob("*") if p.is_file()}

@@ -1,0 +1,227 @@
+"""Streaming attention rollout (paper 2.2-2.4, 4.3) against the full-matrix product; token maps; dumps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rgenima_lib.attribution.dump import (AttentionDump, concat_dumps, gene_of_tokens, read_dump, rollout_batch,
+                                          synthetic_dump, token_map, write_dump)
+from rgenima_lib.attribution.rollout import (StreamingRollout, full_rollout, mixed_attention, read_rows,
+                                             rollout_hooks)
+from rgenima_lib.genetics.serialize import join_blocks
+from rgenima_lib.models.demo_llm import build_demo_llm
+from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
+from rgenima_lib.models.prompting import PromptCollator, PromptSample
+
+torch.set_num_threads(2)
+GENES = ["APOE", "BIN1", "CLU", "APP", "TOMM40"]
+N_VIS, D_VIS = 6, 8
+
+
+def _random_attention(rng, b, h, t, valid=None):
+    """Causal softmax attention float64[B, H, T, T] (masked keys get 0)."""
+    logits = torch.from_numpy(rng.normal(size=(b, h, t, t)))
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None]
+    if valid is not None:
+        mask = mask & valid[:, None, None, :]
+    return torch.softmax(logits.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0)
+
+
+def test_mixed_attention_is_row_stochastic_and_masks_padding():
+    rng = np.random.default_rng(0)
+    valid = torch.tensor([[False, False, True, True, True, True], [True] * 6])
+    attn = _random_attention(rng, 2, 3, 6, valid)
+    for sink in ("keep", "exclude", "per_layer"):
+        a = mixed_attention(attn, valid, torch.tensor([2, 0]), sink, torch.float64)
+        torch.testing.assert_close(a.sum(-1), torch.ones(2, 6, dtype=torch.float64))
+        assert torch.equal(a[0, :2], torch.eye(6, dtype=torch.float64)[:2])  # padding rows: identity
+        assert (a[0, 2:, :2] == 0).all()  # nobody reads padding
+        expected = 0.5 * attn.mean(1)[1] + 0.5 * torch.eye(6, dtype=torch.float64)
+        if sink != "per_layer":
+            torch.testing.assert_close(a[1], expected / expected.sum(-1, keepdim=True))
+    a = mixed_attention(attn, valid, torch.tensor([2, 0]), "per_layer", torch.float64)
+    assert (a[0, 3:, 2] == 0).all() and (a[1, 1:, 0] == 0).all()  # the sink column is gone below its own row
+    with pytest.raises(ValueError, match="sink"):
+        mixed_attention(attn, sink="drop")
+
+
+@pytest.mark.parametrize("sink", ["keep", "exclude", "per_layer"])
+def test_streaming_columns_equal_full_rollout_on_random_layers(sink):
+    rng = np.random.default_rng(1)
+    b, t, k, layers = 2, 24, 5, 4
+    valid = torch.ones(b, t, dtype=torch.bool)
+    valid[0, :3] = False  # left padding of sample 0
+    valid[1, 10] = False  # an absent ROI token
+    sink_index = torch.tensor([3, 0])
+    attns = [_random_attention(rng, b, 2, t, valid) for _ in range(layers)]
+    columns = torch.from_numpy((rng.random((b, t, k)) < 0.3).astype(np.float64))
+    columns[:, :, 0] = 0
+    columns[torch.arange(b), sink_index, 0] = 1.0
+    tracker = StreamingRollout(columns, valid, sink_index, sink, dtype=torch.float64)
+    for attn in attns:
+        tracker.update(attn)
+    full = full_rollout(attns, valid, sink_index, sink) @ columns
+    torch.testing.assert_close(tracker.state, full, atol=1e-12, rtol=0)
+    shares = read_rows(tracker.state, [[t - 1], [t - 2, t - 1]], torch.tensor([[5, 6], [7, 8]]), sink=sink)
+    row = full[1, [t - 2, t - 1]]
+    if sink == "exclude":
+        row = row / (1 - row[:, :1])
+    torch.testing.assert_close(shares.answer[1], row.mean(0))
+    torch.testing.assert_close(shares.sink_share[1], full[1, [t - 2, t - 1], 0].mean())
+
+
+def test_gene_of_tokens_assigns_each_token_to_the_block_it_overlaps_most():
+    spans = [("APOE", 0, 9), ("BIN1", 10, 19)]  # "APOE: 0 1\nBIN1: 2 0"
+    offsets = [(0, 2), (5, 6), (8, 9), (9, 10), (9, 12), (12, 19), (19, 25), (3, 3)]
+    got = gene_of_tokens(offsets, 100, [(g, s + 100, e + 100) for g, s, e in spans], {"APOE": 0, "BIN1": 1})
+    np.testing.assert_array_equal(got, [-1] * 8)  # offsets outside the genome start (100) map to nothing
+    got = gene_of_tokens(offsets, 0, spans, {"APOE": 0, "BIN1": 1})
+    np.testing.assert_array_equal(got, [0, 0, 0, -1, 1, 1, -1, -1])
+    assert (gene_of_tokens(offsets, 0, spans, {"BIN1": 4}) == [-1, -1, -1, -1, 4, 4, -1, -1]).all()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    base = build_demo_llm(tmp_path_factory.mktemp("demo") / "qwen", hidden_size=32, n_layers=3, n_heads=2,
+                          n_kv_heads=1, intermediate_size=64, seed=2, gene_names=GENES)
+    torch.manual_seed(0)
+    m = RGenIMA.from_base(base, MLLMConfig(visual_dim=D_VIS, attn_implementation="eager")).eval()
+    with torch.no_grad():  # sharper attention than the random init, so that rollout rows differ visibly
+        for layer in m.causal_lm.model.layers:
+            layer.self_attn.q_proj.weight.mul_(6.0)
+    return m
+
+
+def _samples(n=2, seed=0):
+    rng = np.random.default_rng(seed)
+    samples, spans = [], []
+    for i in range(n):
+        blocks = [f"{g}: " + " ".join(map(str, rng.integers(0, 3, 2 + i + j % 3))) for j, g in enumerate(GENES)]
+        genome = join_blocks(blocks, GENES, rng.permutation(len(GENES)))
+        presence = np.ones(N_VIS, np.uint8)
+        presence[2] = 0 if i == 1 else 1
+        samples.append(PromptSample(f"s{i}", genome.text, "NC", rng.normal(size=(N_VIS, D_VIS)).astype(np.float32),
+                                    presence))
+        spans.append(genome.spans)
+    return samples, spans
+
+
+@pytest.mark.parametrize("sink", ["keep", "exclude", "per_layer"])
+def test_streaming_rollout_equals_full_matrix_rollout_on_a_small_model(model, sink):
+    """Batched streaming (hooks, left padding, an absent ROI) == per-sample full product of all layers, to 1e-5."""
+    samples, spans = _samples()
+    predicted = ["MCI", "SMC"]
+    got = rollout_batch(model, samples, spans, GENES, predicted, sink=sink)
+    index = {g: i for i, g in enumerate(GENES)}
+    for b, s in enumerate(samples):
+        tm = token_map(model.tokenizer, s.genome_text, spans[b], index, N_VIS, predicted[b])
+        one = PromptCollator(model.tokenizer, with_labels=True)(
+            [PromptSample(s.subject, s.genome_text, predicted[b], s.visual, s.presence)])
+        one.pop("labels")
+        with torch.no_grad():
+            out = model(**one, output_attentions=True, use_cache=False)
+        assert len(out.attentions) == 3
+        rollout = full_rollout(out.attentions, one["attention_mask"].bool(), torch.tensor([0]), sink)[0]
+
+        def row(i):
+            r = rollout[i]
+            return r / (1 - r[0]) if sink == "exclude" else r
+
+        answer = torch.stack([row(i) for i in tm.answer_rows]).mean(0).numpy()
+        genes = np.array([answer[tm.gene_of_token == g].sum() for g in range(len(GENES))])
+        rois = answer[tm.roi_positions] * s.presence
+        pairs = np.array([[row(p).numpy()[tm.gene_of_token == g].sum() for g in range(len(GENES))]
+                          for p in tm.roi_positions]) * s.presence[:, None]
+        np.testing.assert_allclose(got.gene_importance[b], genes, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got.roi_importance[b] * s.presence, rois, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got.roi_gene[b] * s.presence[:, None], pairs, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got.sink_share[b], torch.stack([rollout[i, 0] for i in tm.answer_rows]).mean(),
+                                   atol=1e-5)
+        assert genes.std() > 1e-4 and pairs.std() > 1e-5, "degenerate test: uniform rollout"
+    if sink == "exclude":  # the renormalised shares of gene + ROI + other tokens make the rest of the row
+        assert (got.gene_importance.sum(1) + got.roi_importance.sum(1) < 1).all()
+
+
+def test_token_map_finds_gene_tokens_roi_slots_and_the_rows_that_write_the_label(model):
+    tok = model.tokenizer
+    samples, spans = _samples(1)
+    s = samples[0]
+    index = {g: i for i, g in enumerate(GENES)}
+    tm = token_map(tok, s.genome_text, spans[0], index, N_VIS, "SMC")
+    batch = PromptCollator(tok, with_labels=True)([PromptSample("x", s.genome_text, "SMC", s.visual)])
+    ids = batch["input_ids"][0].tolist()
+    assert tm.length == len(ids)
+    assert [ids[p] for p in tm.roi_positions] == [model.image_token_id] * N_VIS
+    assert tm.roi_positions.tolist() == list(range(tm.roi_positions[0], tm.roi_positions[0] + N_VIS))
+    text = {g: s.genome_text[a:e] for g, a, e in spans[0]}
+    for g, i in index.items():
+        decoded = tok.decode([ids[p] for p in np.flatnonzero(tm.gene_of_token == i)]).replace(" ", "")
+        assert decoded and decoded in text[g].replace(" ", "") and g in decoded  # a whole block, name included
+    label_tokens = tok.decode([ids[r + 1] for r in tm.answer_rows]).strip()
+    assert label_tokens == "SMC"  # row r predicts token r + 1: the rows where the stage is written
+    end = token_map(tok, s.genome_text, spans[0], index, N_VIS, "SMC", answer_rows="prompt_end")
+    assert tok.decode([ids[end.answer_rows[0] + 1]]).strip() == "This"
+
+
+def test_hooks_go_away_and_a_non_eager_model_is_refused(model, tmp_path):
+    samples, spans = _samples(1)
+    attn_modules = [m for n, m in model.named_modules() if n.endswith("self_attn")]
+    before = [len(m._forward_hooks) for m in attn_modules]
+    tracker = StreamingRollout(torch.zeros(1, 4, 1))
+    with rollout_hooks(model, tracker):
+        assert [len(m._forward_hooks) for m in attn_modules] == [n + 1 for n in before]
+    assert [len(m._forward_hooks) for m in attn_modules] == before
+    model.save_checkpoint(tmp_path / "ckpt")
+    sdpa = RGenIMA.from_checkpoint(tmp_path / "ckpt", attn_implementation="sdpa").eval()  # returns no weights
+    with pytest.raises(RuntimeError, match="eager"):
+        rollout_batch(sdpa, samples, spans, GENES, ["NC"])
+    eager = RGenIMA.from_checkpoint(tmp_path / "ckpt", attn_implementation="eager").eval()
+    np.testing.assert_allclose(rollout_batch(eager, samples, spans, GENES, ["NC"]).roi_gene,
+                               rollout_batch(model, samples, spans, GENES, ["NC"]).roi_gene, atol=1e-6)
+
+
+def test_dump_round_trip_pooling_and_size(tmp_path):
+    genes = [f"G{i}" for i in range(105)]
+    rois = [f"R{i}" for i in range(109)]
+    dump = synthetic_dump(1000, genes, rois, seed=0)
+    write_dump(tmp_path / "d.npz", dump)
+    back = read_dump(tmp_path / "d.npz")
+    for key in ("subjects", "genes", "rois", "gene_importance", "roi_importance", "roi_gene", "label", "predicted",
+                "probabilities", "roi_presence", "gene_tokens", "fold"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(dump, key))
+    assert back.roi_gene.dtype == np.float16 and back.meta["format"] == "rgenima-attention-dump/1"
+    # 109 x 105 float16 per subject is 22.9 kB before compression; the file must stay near that.
+    assert (tmp_path / "d.npz").stat().st_size < 25e6
+    halves = [synthetic_dump(10, genes, rois, seed=s) for s in (1, 2)]
+    halves[1].subjects = np.char.add(halves[1].subjects, "b")
+    pooled = concat_dumps(halves)
+    assert pooled.n_subjects == 20 and pooled.roi_gene.shape == (20, 109, 105)
+    with pytest.raises(ValueError, match="two dumps"):
+        concat_dumps([halves[0], halves[0]])
+    with pytest.raises(ValueError, match="disagree"):
+        AttentionDump(**{**{k: getattr(dump, k) for k in dump.__dataclass_fields__}, "roi_gene": dump.roi_gene[:5]})
+
+
+def test_gene_orders_replace_the_own_order_in_the_attribution(model):
+    from rgenima_lib.attribution.dump import attribute_samples
+
+    samples, spans = _samples(2)
+    rng = np.random.default_rng(9)
+    blocks = [[line for line in s.genome_text.split("\n")] for s in samples]
+    names = [[b.split(":")[0] for b in bl] for bl in blocks]
+    other = [join_blocks(bl, nm, rng.permutation(len(bl))) for bl, nm in zip(blocks, names)]
+    rois = [f"R{i}" for i in range(N_VIS)]
+    avg = attribute_samples(model, samples, spans, GENES, rois, extra_orders=[[o] for o in other], batch_size=2)
+    pred = avg.predicted.tolist()
+    one = rollout_batch(model, samples, spans, GENES, pred)
+    perm = rollout_batch(model, [PromptSample(s.subject, o.text, s.stage, s.visual, s.presence)
+                                 for s, o in zip(samples, other)], [o.spans for o in other], GENES, pred)
+    np.testing.assert_allclose(avg.gene_importance.astype(float), perm.gene_importance, rtol=2e-3, atol=1e-6)
+    assert avg.meta["gene_orders"] == 1 and not np.allclose(one.gene_importance, perm.gene_importance)
+    both = attribute_samples(model, samples, spans, GENES, rois, extra_orders=[[o, s_] for o, s_ in zip(other, [
+        join_blocks(bl, nm, np.arange(len(bl))) for bl, nm in zip(blocks, names)])], batch_size=2)
+    np.testing.assert_allclose(both.gene_importance.astype(float), (one.gene_importance + perm.gene_importance) / 2,
+                               rtol=2e-3, atol=1e-6)  # the mean over the given orders (float16 in the dump)
+    assert both.meta["gene_orders"] == 2 and (both.predicted == avg.predicted).all()

@@ -1,0 +1,76 @@
+# Figures 1-2 of the paper (2.3-2.4), one PNG + PDF each per attributed model. They read only the bootstrap
+# tables derived from the attention dumps, so they are redrawn without any model:
+#   snakemake figure_1 figure_2 --forcerun figure_1 figure_2
+# reruns the two figure jobs and nothing upstream. On a machine that holds only the dumps (copied from the
+# cluster), add --allowed-rules bootstrap_rois bootstrap_roi_gene figure_1 figure_2 so that missing or stale
+# upstream files (checkpoints, embeddings) are not asked for.
+
+FIGURES = "results/figures"
+
+
+def figure_caption():
+    """One line under each figure's title: the bootstrap settings."""
+    return (f"B = {ATTR['n_bootstrap']} resamples, top {ATTR['top_rois']} ROIs per resample ({ATTR['roi_score']}), "
+            f"stable if selected in > {ATTR['stable_frequency']:.0%}; sink {ATTR['sink']}")
+
+
+def per_model(command, **files):
+    """One shell command per model, joined with &&, each logging to the rule's log."""
+    return " && ".join(command.format(model=m, **{k: shlex.quote(v[i]) for k, v in files.items()})
+                       for i, m in enumerate(ATTR_MODELS))
+
+
+if ATTR_READY:  # see attribution.smk
+    ALL_TARGETS += expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure{{n}}.{{ext}}", model=ATTR_MODELS, n=[1, 2],
+                          ext=["png", "pdf"])
+
+
+rule figure_1:
+    """Figure 1: bootstrap-stable ROIs of SMC, MCI and AD on the MNI152 glass brain, shared vs stage-specific."""
+    input:
+        rois=expand(f"{ATTRIBUTION}/{{model}}/{ATTR_DCONFIG}/rois.tsv", model=ATTR_MODELS),
+        roi_table=config["imaging"]["rois_table"],
+    output:
+        png=[report(p, category="Interpretability", subcategory="Figures", caption="../report/figure_1.rst")
+             for p in expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure1.png", model=ATTR_MODELS)],
+        pdf=expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure1.pdf", model=ATTR_MODELS),
+    params:
+        commands=lambda w, input, output: per_model(
+            f"rgenima figure-1 --rois {{rois}} --roi-table {{roi_table}} --volume {ATTR['figure1_volume']} "
+            f"--model {{model}} --caption {shlex.quote(figure_caption())} --png {{png}} --pdf {{pdf}}",
+            rois=list(input.rois), roi_table=[input.roi_table] * len(ATTR_MODELS), png=list(output.png),
+            pdf=list(output.pdf)),
+    log:
+        "results/logs/figures/figure_1.log",
+    benchmark:
+        "results/benchmarks/figures/figure_1.tsv"
+    conda:
+        conda_env("analysis")
+    shell:
+        "( {params.commands} ) > {log} 2>&1"
+
+
+rule figure_2:
+    """Figure 2: Manhattan-style ROI-gene stability per stage, stable ROIs only, top 2 genes per ROI annotated."""
+    input:
+        pairs=expand(f"{ATTRIBUTION}/{{model}}/{ATTR_DCONFIG}/roi_gene.tsv", model=ATTR_MODELS),
+        rois=expand(f"{ATTRIBUTION}/{{model}}/{ATTR_DCONFIG}/rois.tsv", model=ATTR_MODELS),
+        roi_table=config["imaging"]["rois_table"],
+    output:
+        png=[report(p, category="Interpretability", subcategory="Figures", caption="../report/figure_2.rst")
+             for p in expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure2.png", model=ATTR_MODELS)],
+        pdf=expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure2.pdf", model=ATTR_MODELS),
+    params:
+        commands=lambda w, input, output: per_model(
+            "rgenima figure-2 --pairs {pairs} --rois {rois} --roi-table {roi_table} --model {model} "
+            "--png {png} --pdf {pdf}",
+            pairs=list(input.pairs), rois=list(input.rois), roi_table=[input.roi_table] * len(ATTR_MODELS),
+            png=list(output.png), pdf=list(output.pdf)),
+    log:
+        "results/logs/figures/figure_2.log",
+    benchmark:
+        "results/benchmarks/figures/figure_2.tsv"
+    conda:
+        conda_env("analysis")
+    shell:
+        "( {params.commands} ) > {log} 2>&1"
