@@ -1,0 +1,155 @@
+# R-GenIMA and the LLM rows of Table 1 (paper 4.2.2-4.2.3, 4.5.2): the base LLM per backbone,
+# fine-tuning of connector + LLM per (model, data configuration, fold), and prediction.
+#
+# Model IDs (as in the evaluation tables): "<backbone>" (LLM SNP-only), "<backbone>_med3d"
+# (LLM + Med3D) and "rgenima_<backbone>" (R-GenIMA: LLM + RiT). Which models run on which data
+# configuration follows the paper's Table 1.
+
+LLM = config["llm"]
+LLM_DIR = "results/llm"
+TABLE1_LLM_VARIANTS = {"gene_only": ["snp"], "image_gene": ["med3d", "rit"], "mixture": ["med3d", "rit"]}
+
+
+def llm_model_id(backbone, variant):
+    return {"snp": backbone, "med3d": f"{backbone}_med3d", "rit": f"rgenima_{backbone}"}[variant]
+
+
+def llm_model_parts(model):
+    """(backbone, visual encoder or None) of a model ID."""
+    if model.startswith("rgenima_"):
+        return model[len("rgenima_"):], "rit"
+    if model.endswith("_med3d"):
+        return model[: -len("_med3d")], "med3d"
+    return model, None
+
+
+def llm_models(dconfig):
+    """The LLM models of Table 1 trained on a data configuration."""
+    return [llm_model_id(b, v) for v in TABLE1_LLM_VARIANTS.get(dconfig, []) for b in LLM["backbones"]]
+
+
+LLM_RUNS = [(m, d) for d in DS["configs"] for m in llm_models(d)]
+
+ALL_TARGETS += [f"{LLM_DIR}/{m}/{d}/fold{k}/predictions.tsv" for m, d in LLM_RUNS for k in FOLDS]
+
+
+wildcard_constraints:
+    backbone="|".join(LLM["backbones"]),
+    model="|".join(sorted({m for m, _ in LLM_RUNS})),
+
+
+def base_llm_path(backbone):
+    """The backbone's local weights, or the demo LLM this workflow builds."""
+    path = LLM["backbones"][backbone].get("model_path")
+    if path:
+        return path
+    if not LLM["demo"]["enabled"]:
+        raise WorkflowError(
+            f"config: llm.backbones.{backbone}.model_path is not set. Point it at a local folder of the "
+            "model's weights (nothing is downloaded), or set llm.demo.enabled: true for a random-init demo LLM."
+        )
+    return f"{LLM_DIR}/base/{backbone}"
+
+
+def embeddings_input(wildcards):
+    encoder = llm_model_parts(wildcards.model)[1]
+    return {} if encoder is None else {"embeddings": f"results/embeddings/{encoder}/fold{wildcards.k}.safetensors"}
+
+
+def embeddings_arg(wildcards, input):
+    return f"--embeddings {input.embeddings}" if "embeddings" in input.keys() else ""
+
+
+rule build_demo_llm:
+    """A small random-init LLM of the backbone's architecture and a locally trained tokenizer (demo model)."""
+    input:
+        gene_panel=config["genetics"]["gene_panel"],
+    output:
+        directory(f"{LLM_DIR}/base/{{backbone}}"),
+    params:
+        arch=lambda w: LLM["demo"]["arch"][w.backbone],
+        size=(
+            f"--hidden-size {LLM['demo']['hidden_size']} --layers {LLM['demo']['layers']} "
+            f"--heads {LLM['demo']['heads']} --kv-heads {LLM['demo']['kv_heads']} "
+            f"--intermediate-size {LLM['demo']['intermediate_size']}"
+        ),
+        seed=config["seed"],
+    log:
+        f"results/logs/llm/build_demo_llm_{{backbone}}.log",
+    benchmark:
+        f"results/benchmarks/llm/build_demo_llm_{{backbone}}.tsv"
+    conda:
+        conda_env("train")
+    shell:
+        "rgenima build-demo-llm --output {output} --arch {params.arch} {params.size} "
+        "--gene-panel {input.gene_panel} --seed {params.seed} > {log} 2>&1"
+
+
+rule finetune:
+    """Fine-tune connector + LLM on one fold's training samples (ZeRO-3 under torchrun when the job has GPUs)."""
+    input:
+        unpack(embeddings_input),
+        base=lambda w: base_llm_path(llm_model_parts(w.model)[0]),
+        samples="results/datasets/{dconfig}/fold{k}/samples.tsv",
+        imputed="results/genetics/imputed/fold{k}.npz",
+        snps="results/genetics/snps.tsv",
+        deepspeed=LLM["deepspeed_config"],
+    output:
+        checkpoint=directory(f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/checkpoint"),
+        history=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/history.tsv",
+        summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/finetune.json",
+    params:
+        embeddings=embeddings_arg,
+        settings=shell_json(config["train"]),
+        connector=LLM["connector"],
+        lora="--lora" if LLM["lora"] else "",
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=LLM["gpus_per_finetune"],
+    log:
+        f"results/logs/llm/finetune_{{model}}_{{dconfig}}_fold{{k}}.log",
+    benchmark:
+        f"results/benchmarks/llm/finetune_{{model}}_{{dconfig}}_fold{{k}}.tsv"
+    conda:
+        conda_env("train")
+    shell:
+        # One SLURM task sees all the job's GPUs; torchrun starts one process per GPU (ZeRO-3).
+        # Without GPUs (the demo) the same command runs the plain PyTorch loop on the CPU.
+        "if [ {resources.gpu} -gt 0 ]; then "
+        "  launch='torchrun --standalone --nproc_per_node {resources.gpu} -m rgenima_lib.cli'; "
+        "  ds='--deepspeed {input.deepspeed}'; "
+        "else launch=rgenima; ds=''; export OMP_NUM_THREADS={threads}; fi; "
+        "$launch finetune --base {input.base} --samples {input.samples} --imputed {input.imputed} "
+        "--snps {input.snps} {params.embeddings} --connector {params.connector} {params.lora} "
+        "--settings {params.settings} $ds --seed {params.seed} --output {output.checkpoint} "
+        "--history {output.history} --summary {output.summary} > {log} 2>&1"
+
+
+rule predict:
+    """Class probabilities by scoring the four answers, and the paper's strict greedy generation."""
+    input:
+        unpack(embeddings_input),
+        checkpoint=rules.finetune.output.checkpoint,
+        samples="results/datasets/{dconfig}/fold{k}/samples.tsv",
+        imputed="results/genetics/imputed/fold{k}.npz",
+        snps="results/genetics/snps.tsv",
+    output:
+        predictions=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/predictions.tsv",
+        summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/predict.json",
+    params:
+        embeddings=embeddings_arg,
+        bf16="--bf16" if config["train"]["bf16"] else "",
+    threads: 1
+    resources:
+        gpu=LLM["gpus_per_predict"],
+    log:
+        f"results/logs/llm/predict_{{model}}_{{dconfig}}_fold{{k}}.log",
+    benchmark:
+        f"results/benchmarks/llm/predict_{{model}}_{{dconfig}}_fold{{k}}.tsv"
+    conda:
+        conda_env("train")
+    shell:
+        "OMP_NUM_THREADS={threads} rgenima predict --checkpoint {input.checkpoint} --samples {input.samples} "
+        "--imputed {input.imputed} --snps {input.snps} {params.embeddings} {params.bf16} "
+        "--output {output.predictions} --summary {output.summary} > {log} 2>&1"
