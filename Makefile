@@ -9,7 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rgenima-installed
 CORES ?= all
-SNAKEMAKE_DEMO := $(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --workflow-profile none
+# --rerun-incomplete: after a killed run, redo the jobs it left half-done instead of stopping.
+SNAKEMAKE_DEMO := $(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --workflow-profile none --rerun-incomplete
 
 # Rules call the `rgenima` console script: the venv's bin must be on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)

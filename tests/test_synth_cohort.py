@@ -53,12 +53,13 @@ def test_workflow_cohort_is_complete(tiny_cohort):
     assert np.isin(rois["label_id"], labels).sum() >= 100
 
 
-def test_same_seed_same_cohort_other_seed_differs(tmp_path):
-    runs = {name: tmp_path / name for name in ("a", "b", "c")}
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+def test_same_seed_same_cohort(tmp_path):
+    # (Different seeds giving different data is checked per part in test_phantom / test_synth_genotypes.)
+    runs = {name: tmp_path / name for name in ("a", "b")}
+    for name, seed in (("a", 3), ("b", 3)):
         proc = synth(runs[name], seed)
         assert proc.returncode == 0, proc.stderr
-    a, b, c = (CohortLayout(p) for p in runs.values())
+    a, b = (CohortLayout(p) for p in runs.values())
     assert filecmp.cmp(a.clinical, b.clinical, shallow=False)
     for ext in (".bed", ".bim", ".fam"):
         assert filecmp.cmp(f"{a.genotypes}{ext}", f"{b.genotypes}{ext}", shallow=False)
@@ -66,7 +67,6 @@ def test_same_seed_same_cohort_other_seed_differs(tmp_path):
     subject = sorted(p.name for p in a.freesurfer_dir.iterdir())[0]
     img = lambda lay: np.asarray(nib.load(lay.freesurfer_dir / subject / "mri/norm.mgz").dataobj)
     np.testing.assert_array_equal(img(a), img(b))
-    assert not filecmp.cmp(a.clinical, c.clinical, shallow=False)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "temporary folder left behind"
 
 
