@@ -62,6 +62,8 @@ def worker(base: str, out: str, result: str) -> None:
             "unchanged": [n for n in gathered if n not in changed], "losses": [h["loss"] for h in res.history],
             "seconds": time.perf_counter() - t0}))
     torch.distributed.barrier()
+    # Without an orderly shutdown gloo's threads can abort a rank at interpreter exit.
+    torch.distributed.destroy_process_group()
 
 
 def test_zero3_json_gathers_16bit_weights_and_auto_values_are_filled():

@@ -88,6 +88,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
             write_json(result.summary, args.summary)
     log.info("finetune: %d steps, final loss %.4f, %.0f tokens/s -> %s", result.summary["steps"],
              result.summary["final_loss"], result.summary["tokens_per_s"] or 0, args.output)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # Every rank waits for rank 0's files, then leaves the group in order (gloo can abort otherwise).
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
