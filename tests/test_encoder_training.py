@@ -32,7 +32,8 @@ class FakeROIs:
             rois[0] += y  # planted: ROI 0 brighter with stage
             presence = rng.random(CFG.n_rois) > 0.15
             rois[~presence] = 0
-            self.data[s] = {"rois": rois, "presence": presence}
+            self.data[s] = {"rois": rois, "presence": presence,
+                            "volume": rng.integers(100, 1000, CFG.n_rois).astype(np.float32)}
         self.seen = set()
 
     def __call__(self, subject):
@@ -75,6 +76,19 @@ def test_pretraining_sees_train_subjects_only_and_is_deterministic():
     assert res_a.fit.history == res_b.fit.history
     c, _ = train_once(data, seed=4)
     assert not torch.equal(a.patch.weight, c.patch.weight)
+
+
+def test_normalisation_fitted_on_fit_subjects_only():
+    data = FakeROIs()
+    seed_everything(0)
+    model = RiT(RiTConfig(**{**CFG.to_dict(), "roi_volume": True}))
+    result = pretrain_encoder(model, data.subjects[:30], data.labels[:30], data, FitConfig(epochs=1, batch_size=8),
+                              val_fraction=0.25)
+    fit = result.fit_subjects
+    expected = np.mean([data.data[s]["rois"][0] for s in fit if data.data[s]["presence"][0]], axis=0)
+    np.testing.assert_allclose(model.input_mean[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    logv = np.log1p([data.data[s]["volume"][1] for s in fit if data.data[s]["presence"][1]])
+    assert model.volume_mean[1].item() == pytest.approx(logv.mean(), rel=1e-5)
 
 
 def test_balanced_sampler_mode_runs():

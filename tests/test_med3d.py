@@ -69,3 +69,9 @@ def test_wrong_shapes_and_missing_file_are_clear_errors(tmp_path, reference):
         load_medicalnet_weights(Med3D(), sd)
     with pytest.raises(InputDataError, match="not found"):
         load_medicalnet_weights(Med3D(), tmp_path / "absent.pth")
+
+
+def test_width_multiplier_for_the_cpu_demo():
+    model = Med3D(Med3DConfig(width=0.25)).eval()
+    assert model.config.feature_dim == 128
+    assert model.encode(torch.randn(1, 16, 16, 16)).shape == (1, 1, 128)

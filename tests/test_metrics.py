@@ -11,7 +11,8 @@ from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.evaluate.metrics import (auc_one_vs_rest, bootstrap_ci, classification_metrics, confusion_matrix,
                                           label_indices, summarize_folds)
-from rgenima_lib.evaluate.tables import PAPER, Run, read_predictions, row_sort_key, write_tables
+from rgenima_lib.evaluate.tables import (PAPER, Run, canonical_model, model_label, read_predictions, row_sort_key,
+                                         write_tables)
 
 
 def random_predictions(n=300, seed=0, skill=1.5):
@@ -105,7 +106,10 @@ def test_fold_summary():
 
 def test_paper_table_values_transcribed():
     assert len(PAPER) == 16
-    assert PAPER[("image_gene", "qwen_rit")]["accuracy"] == 95.58
+    assert canonical_model("qwen_rit") == canonical_model("rgenima_qwen") == "rgenima_qwen"
+    assert canonical_model("llama_snp") == "llama" and canonical_model("llama_med3d") == "llama_med3d"
+    assert model_label("rgenima_llama") == "R-GenIMA (Llama)" and model_label("qwen") == "Qwen"
+    assert PAPER[("image_gene", "rgenima_qwen")]["accuracy"] == 95.58
     assert PAPER[("gene_only", "bert")]["precision_SMC"] == 100
     assert PAPER[("mixture", "qwen_med3d")]["f1_MCI"] == 98.24
 

@@ -134,3 +134,22 @@ def test_tiny_rit_learns_a_planted_signal():
     prob = predict_proba(model, TensorDataset(rois=rois, presence=presence))
     accuracy = float(np.mean(prob.argmax(1) == y.numpy()))
     assert accuracy > 0.85, accuracy  # chance is 0.25; 0.955-1.0 over seeds 0-4
+
+
+def test_input_normalization_and_roi_volume():
+    torch.manual_seed(5)
+    cfg = RiTConfig(n_rois=6, roi_size=4, dim=16, depth=1, heads=2, dropout=0.0, roi_volume=True)
+    model = RiT(cfg).eval()
+    rois, presence = inputs()
+    volume = torch.full((3, 6), 500.0)
+    with pytest.raises(ValueError, match="volume"):
+        model(rois, presence)
+    base = model(rois, presence, volume)
+    # Standardisation is part of the model: (rois - mean) / scale, with mean [N, S, S, S] and scale [N].
+    model.set_input_normalization(torch.ones(6, 4, 4, 4), torch.full((6,), 2.0))
+    torch.testing.assert_close(model(1.0 + 2.0 * rois, presence, volume), base, rtol=1e-5, atol=1e-5)
+    model.set_input_normalization(torch.zeros(6, 4, 4, 4), torch.ones(6))
+    bigger = volume.clone()
+    bigger[:, 3] = 900.0
+    assert not torch.allclose(model(rois, presence, bigger), base)  # the ROI's size reaches the token
+    assert "input_mean" in model.state_dict() and "volume_scale" in model.state_dict()

@@ -49,9 +49,10 @@ SECTIONS: dict[str, str] = {
 BACKBONES: dict[str, str] = {"llama": "Llama", "qwen": "Qwen", "demo": "demo LLM (random init)"}
 """LLM backbones in table order, with display names."""
 
-# Fixed model IDs in the order of the paper's rows within a section; LLM IDs are
-# "<backbone>_snp" (LLM SNP-only), "<backbone>_med3d" (LLM + Med3D) and "<backbone>_rit"
-# (R-GenIMA), as in workflow/rules/llm.smk, and sort by family, then backbone.
+# Fixed model IDs in the order of the paper's rows within a section; LLM IDs are "<backbone>"
+# (LLM SNP-only), "<backbone>_med3d" (LLM + Med3D) and "rgenima_<backbone>" (R-GenIMA), as in
+# workflow/rules/llm.smk ("<backbone>_snp" and "<backbone>_rit" are read as the same), and sort by
+# family, then backbone.
 _FIXED = {
     "mlp": (0, "MLP"), "bert": (1, "BERT"),
     "bert_med3d_concat": (3, "BERT+Med3D†"), "bert_med3d_cross": (4, "BERT+Med3D‡"),
@@ -63,20 +64,20 @@ _FIXED = {
 _PAPER_ROWS = """\
 gene_only mlp 38.82 26.44 | 29.90 25.22 27.38 76.71 | 7.69 11.76 9.30 93.84 | 57.21 53.12 55.09 51.36 | 10.53 15.69 12.60 80.89
 gene_only bert 67.08 43.36 | 53.33 76.52 62.86 73.63 | 100 5.88 11.11 100 | 79.37 79.02 79.19 74.86 | 38.89 13.73 20.29 96.91
-gene_only llama_snp 81.08 65.93 | 84.50 86.51 85.49 92.88 | 13.64 50.00 21.43 95.26 | 89.34 81.11 85.02 88.95 | 71.19 72.41 71.79 95.13
-gene_only qwen_snp 80.84 66.14 | 86.89 84.13 85.48 94.31 | 14.81 66.67 24.24 94.23 | 89.50 82.49 85.85 88.95 | 68.97 68.97 68.97 94.84
+gene_only llama 81.08 65.93 | 84.50 86.51 85.49 92.88 | 13.64 50.00 21.43 95.26 | 89.34 81.11 85.02 88.95 | 71.19 72.41 71.79 95.13
+gene_only qwen 80.84 66.14 | 86.89 84.13 85.48 94.31 | 14.81 66.67 24.24 94.23 | 89.50 82.49 85.85 88.95 | 68.97 68.97 68.97 94.84
 image_gene bert_med3d_concat 94.59 87.16 | 96.83 96.83 96.83 98.58 | 66.67 66.67 66.67 99.50 | 93.75 96.77 95.24 92.63 | 96.08 84.48 89.91 99.43
 image_gene bert_med3d_cross 90.42 82.45 | 91.41 92.86 92.13 96.09 | 57.14 66.67 61.54 99.25 | 92.13 91.71 91.92 91.05 | 85.71 82.76 84.21 97.71
 image_gene bert_rit_concat 95.09 89.97 | 95.35 97.62 96.47 97.86 | 71.43 83.33 76.92 99.50 | 96.73 95.39 96.06 96.32 | 91.23 89.66 90.43 98.57
 image_gene bert_rit_cross 92.87 85.67 | 94.49 95.24 94.86 97.51 | 66.67 66.67 66.67 99.50 | 94.42 93.55 93.98 93.68 | 86.44 87.93 87.18 97.71
 image_gene llama_med3d 93.36 85.71 | 94.74 93.91 94.32 97.94 | 100 47.06 64.00 99.99 | 93.19 97.77 95.42 91.25 | 90.00 88.24 89.11 98.59
 image_gene qwen_med3d 93.61 85.87 | 94.74 93.91 94.32 97.94 | 100 47.06 64.00 99.99 | 93.99 97.77 95.84 92.34 | 88.46 90.20 89.32 98.31
-image_gene llama_rit 95.09 90.37 | 96.75 94.44 95.58 98.85 | 71.43 83.33 76.92 99.50 | 95.43 96.31 95.87 94.74 | 93.10 93.10 93.10 98.85
-image_gene qwen_rit 95.58 90.42 | 96.85 97.62 97.23 98.58 | 71.43 83.33 76.92 99.50 | 96.31 96.31 96.31 95.79 | 92.86 89.66 91.23 98.85
+image_gene rgenima_llama 95.09 90.37 | 96.75 94.44 95.58 98.85 | 71.43 83.33 76.92 99.50 | 95.43 96.31 95.87 94.74 | 93.10 93.10 93.10 98.85
+image_gene rgenima_qwen 95.58 90.42 | 96.85 97.62 97.23 98.58 | 71.43 83.33 76.92 99.50 | 96.31 96.31 96.31 95.79 | 92.86 89.66 91.23 98.85
 mixture llama_med3d 97.54 92.20 | 96.64 100 98.29 98.63 | 100 58.82 74.07 99.99 | 97.38 99.55 98.45 96.72 | 100 96.08 98.00 99.99
 mixture qwen_med3d 96.80 90.23 | 99.13 99.13 99.13 99.65 | 90.91 58.82 71.43 99.74 | 96.96 95.55 98.24 96.17 | 92.16 92.16 92.16 98.87
-mixture llama_rit 98.03 97.90 | 96.58 98.26 97.41 98.63 | 100 94.12 96.97 99.99 | 98.65 97.77 98.21 98.36 | 98.08 100 99.03 99.71
-mixture qwen_rit 99.01 98.50 | 98.28 99.13 98.70 99.31 | 100 94.12 96.97 99.99 | 99.55 99.11 99.33 99.45 | 98.08 100 99.03 99.71
+mixture rgenima_llama 98.03 97.90 | 96.58 98.26 97.41 98.63 | 100 94.12 96.97 99.99 | 98.65 97.77 98.21 98.36 | 98.08 100 99.03 99.71
+mixture rgenima_qwen 99.01 98.50 | 98.28 99.13 98.70 99.31 | 100 94.12 96.97 99.99 | 99.55 99.11 99.33 99.45 | 98.08 100 99.03 99.71
 """
 
 
@@ -107,10 +108,20 @@ def model_label(model: str) -> str:
 
 
 def _llm_parts(model: str) -> tuple[str, str]:
+    if model.startswith("rgenima_"):
+        return "rgenima", model[len("rgenima_"):]
     for suffix, family in (("_snp", "llm"), ("_med3d", "llm_med3d"), ("_rit", "rgenima")):
         if model.endswith(suffix):
             return family, model[: -len(suffix)]
-    return "other", model
+    return "llm", model
+
+
+def canonical_model(model: str) -> str:
+    """A model ID in the tables' spelling: LLM IDs as "<backbone>", "<backbone>_med3d", "rgenima_<backbone>"."""
+    if model in _FIXED:
+        return model
+    family, backbone = _llm_parts(model)
+    return {"llm": backbone, "llm_med3d": f"{backbone}_med3d", "rgenima": f"rgenima_{backbone}"}[family]
 
 
 def row_sort_key(config: str, model: str, protocol: str = "subject", decoding: str = "scored") -> tuple:
@@ -120,7 +131,7 @@ def row_sort_key(config: str, model: str, protocol: str = "subject", decoding: s
         family, backbone = _FIXED[model][0], 0
     else:
         fam, bb = _llm_parts(model)
-        family = {"llm": 2, "llm_med3d": 7, "rgenima": 8, "other": 11}[fam]
+        family = {"llm": 2, "llm_med3d": 7, "rgenima": 8}[fam]
         backbone = list(BACKBONES).index(bb) if bb in BACKBONES else len(BACKBONES)
     return (section, config, family, backbone, model, protocol != "subject", protocol, decoding != "scored")
 
@@ -307,7 +318,8 @@ def format_table(summary: pd.DataFrame, name: str) -> tuple[pd.DataFrame, str]:
     for m, _ in metrics:
         for suffix in ("_mean", "_sd", "", "_ci_low", "_ci_high"):
             tsv[m + suffix] = summary[m + suffix]
-        tsv[f"paper_{m}"] = [PAPER.get((c, mo), {}).get(m, np.nan) for c, mo in zip(summary["config"], summary["model"])]
+        tsv[f"paper_{m}"] = [PAPER.get((c, canonical_model(mo)), {}).get(m, np.nan)
+                             for c, mo in zip(summary["config"], summary["model"])]
     first = metrics[0][0]
     header = ["Method", *[label for _, label in metrics], f"95% CI ({metrics[0][1]})", "folds", "n"]
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -334,7 +346,7 @@ def format_table(summary: pd.DataFrame, name: str) -> tuple[pd.DataFrame, str]:
 def paper_vs_ours(summary: pd.DataFrame, note: str) -> str:
     """Markdown: the paper's Table 1 rows next to ours (subject-level protocol, scored decoding)."""
     ours = summary[(summary["protocol"] == "subject") & (summary["decoding"] == "scored")]
-    ours = {(r.config, r.model): r for r in ours.itertuples()}
+    ours = {(r.config, canonical_model(r.model)): r for r in ours.itertuples()}
     keys = sorted(set(PAPER) | set(ours), key=lambda k: row_sort_key(*k))
     lines = [f"| Configuration | Method | Paper accuracy | Paper macro-F1 | Ours accuracy ({note}) | Ours macro-F1 ({note}) |",
              "|---|---|---|---|---|---|"]

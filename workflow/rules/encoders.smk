@@ -55,11 +55,8 @@ def _merged(defaults, given):
 ENC = _merged(ENCODER_DEFAULTS, config.get("encoders"))
 BASE = _merged(BASELINE_DEFAULTS, config.get("baselines"))
 ENCODER_INDEX = {"rit": "results/imaging/roi_index.tsv", "med3d": "results/imaging/wholebrain_index.tsv"}
+# (model, data configuration) of every baseline run; evaluate.smk reads their predictions.
 BASELINE_RUNS = [(m, d) for d, models in BASE["runs"].items() for m in models]
-# Every predictions table the evaluation reads: (data configuration, model ID, path pattern with {k}).
-PREDICTION_ROWS = globals().get("PREDICTION_ROWS", [])
-PREDICTION_ROWS += [(d, m, f"results/baselines/{m}/{d}/fold{{k}}/predictions.tsv") for m, d in BASELINE_RUNS]
-PREDICTION_ROWS += [("image_only", e, f"results/encoders/{e}/fold{{k}}/predictions.tsv") for e in ("rit", "med3d")]
 
 ALL_TARGETS += [
     *expand("results/embeddings/{encoder}/fold{k}.safetensors", encoder=["rit", "med3d"], k=FOLDS),
