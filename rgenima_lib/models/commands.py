@@ -12,23 +12,13 @@ Settings arrive as one JSON object (``--settings``), the config's section for th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
 
+from rgenima_lib.io import load_settings
+
 log = logging.getLogger("rgenima")
-
-
-def _settings(text: str | None) -> dict:
-    """A settings mapping given inline as JSON, or as a path to a YAML / JSON file."""
-    if not text:
-        return {}
-    if text.lstrip().startswith("{"):
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(Path(text).read_text()) or {}
 
 
 def _need(*paths) -> None:
@@ -99,7 +89,7 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> None:
                                            save_checkpoint)
 
     _need(args.folds, args.index)
-    settings = _settings(args.settings)
+    settings = load_settings(args.settings)
     folds = _read_folds(args.folds)
     index, load = _index_and_loader(args.encoder, args.index, settings)
     imaged = set(index["subject"])
@@ -261,7 +251,7 @@ def cmd_train_baseline(args: argparse.Namespace) -> None:
                                               stratified_holdout)
     from rgenima_lib.train.encoder import save_checkpoint
 
-    settings = _settings(args.settings)
+    settings = load_settings(args.settings)
     model_id = args.model
     _need(args.samples, args.imputed, args.gene_tokens, args.embeddings)
     samples = read_samples(args.samples)
