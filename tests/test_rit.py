@@ -153,3 +153,11 @@ def test_input_normalization_and_roi_volume():
     bigger[:, 3] = 900.0
     assert not torch.allclose(model(rois, presence, bigger), base)  # the ROI's size reaches the token
     assert "input_mean" in model.state_dict() and "volume_scale" in model.state_dict()
+
+
+def test_rank1_tucker_kernel_starts_as_the_patch_mean():
+    torch.manual_seed(6)
+    patch = PatchEmbed3d(5, 8, rank=1)
+    x = torch.rand(3, 5, 5, 5)
+    expected = x.mean(dim=(1, 2, 3))[:, None] * patch.core[:, 0] + patch.bias
+    torch.testing.assert_close(patch(x), expected, rtol=1e-5, atol=1e-6)

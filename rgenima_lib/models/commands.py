@@ -144,8 +144,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
         "encoder": info["encoder"], "fold": info.get("fold"), "init_source": info["init_source"],
         "config": info["config"], "checkpoint": str(args.checkpoint),
         "note": "frozen stage-1 encoder (trained on this fold's training subjects only), tokens of every imaged subject"})
-    log.info("embed %s fold %s: %d subjects x %d tokens x %d -> %s (%s)", info["encoder"], info.get("fold"),
-             *tokens.shape, args.output, info["init_source"])
+    log.info("embed %s fold %s: %d subjects x %d tokens x %d -> %s (stage-1 trained; initial weights: %s)",
+             info["encoder"], info.get("fold"), *tokens.shape, args.output, info["init_source"])
 
 
 def _text_rows(samples, max_copies):

@@ -28,11 +28,12 @@ much faster than a convolution call with a 96³ kernel. At S = 96 and d = 768 th
   not fit; :meth:`PatchEmbed3d.full_kernel` materialises the equivalent Conv3D weight.
 
 ``make bench`` (``rgenima_lib/bench/bench_rit.py``) measures one training step (N = 109,
-d = 768, 4 layers, batch 1, 2 CPU threads): peak memory above the imports 6.0 GB for
-forward + backward in fp32, 16.9 GB with the AdamW step (the 10.9 GB of state above, plus
-two parameter-sized temporaries of AdamW's update and the input), 8.9 GB with bf16 patch
-weights, 1.5 GB with the rank-16 Tucker kernel; about 0.1 subject/s forward + backward on
-2 shared cores (a GPU is the intended place for S = 96).
+d = 768, 4 layers, batch 1, 2 CPU threads, results/bench/rit.json): peak memory above the
+imports 6.8 GB for forward + backward in fp32, 17.3 GB with the AdamW step (the 10.9 GB of
+state above, two parameter-sized temporaries of AdamW's update, the input and the 385 MB
+input-normalisation buffer), 9.3 GB with bf16 patch weights (torch keeps bf16 moments for
+bf16 weights), 2.3 GB with the rank-16 Tucker kernel; 0.28 subject/s forward + backward in
+fp32 (0.12 with the AdamW step), 0.81 in bf16, on 2 CPU cores. A GPU is the place for S = 96.
 
 Departures from the paper
 -------------------------
@@ -83,7 +84,9 @@ class RiTConfig:
     n_classes : int
         Stage-1 head outputs (4: NC / SMC / MCI / AD).
     patch_rank : int or None
-        None: the paper's full S³ kernel. k: Tucker-factorised kernel of multilinear rank k.
+        None: the paper's full S³ kernel. k: Tucker-factorised kernel of multilinear rank k,
+        whose first component starts as the patch mean. On synthetic cohorts of 60-240
+        subjects the full kernel fits voxel noise; rank 1 generalises far better.
     patch_dtype : {"float32", "bfloat16", "float16"}
         Storage and compute dtype of the full-kernel patch weight.
     pool : {"attention", "mean"}

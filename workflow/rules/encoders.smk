@@ -15,8 +15,10 @@ ENCODER_DEFAULTS = {
         # paper 4.2.1: full S^3 kernel, 768-d tokens; depth / heads: "lightweight", not given.
         "model": {"dim": 768, "depth": 4, "heads": 8, "dropout": 0.1, "patch_rank": None,
                   "patch_dtype": "float32", "pool": "attention", "roi_volume": False},
+        # Early stopping on balanced accuracy: a few dozen validation subjects make the loss pick the
+        # first epochs, where the model is least over-confident rather than most accurate.
         "train": {"epochs": 50, "batch_size": 8, "lr": 3.0e-4, "weight_decay": 0.05, "patience": 8,
-                  "balance": "loss", "monitor": "loss"},
+                  "balance": "loss", "monitor": "balanced_accuracy"},
         "val_fraction": 0.2,
         "in_memory": False,  # True keeps every subject's uint8 ROIs in RAM (3.6 MB each at S = 32)
     },
@@ -24,7 +26,7 @@ ENCODER_DEFAULTS = {
         # MedicalNet resnet_18.pth (shortcut A) from a local path; null = random init, said everywhere.
         "model": {"weights": None, "shortcut": "A", "width": 1.0, "input_size": None, "dropout": 0.2},
         "train": {"epochs": 50, "batch_size": 4, "lr": 1.0e-4, "weight_decay": 0.05, "patience": 8,
-                  "balance": "loss", "monitor": "loss"},
+                  "balance": "loss", "monitor": "balanced_accuracy"},
         "val_fraction": 0.2,
     },
 }
