@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rgenima_lib.models.rit import PatchEmbed3d, RiT, RiTConfig, patch_kernel_size
+from rgenima_lib.models.rit import PatchEmbed3d, RiT, RiTConfig, patch_kernel_size, relative_log_volume
 from rgenima_lib.train.classifier import FitConfig, TensorDataset, fit_classifier, predict_proba, seed_everything
 
 torch.set_num_threads(2)
@@ -161,3 +161,24 @@ def test_rank1_tucker_kernel_starts_as_the_patch_mean():
     x = torch.rand(3, 5, 5, 5)
     expected = x.mean(dim=(1, 2, 3))[:, None] * patch.core[:, 0] + patch.bias
     torch.testing.assert_close(patch(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_relative_log_volume_ignores_head_size_and_keeps_atrophy():
+    rng = np.random.default_rng(3)
+    volume = torch.from_numpy(rng.integers(500, 5000, (2, 109)).astype(np.float64))
+    presence = torch.ones(2, 109, dtype=torch.bool)
+    presence[1, 7] = False
+    rel = relative_log_volume(volume, presence)
+    # a head 30% larger in every ROI: the same relative volumes (to the log1p offset, < 1e-3 here)
+    assert torch.allclose(relative_log_volume(volume * 1.3, presence), rel, atol=1e-3)
+    # independent computation: log volume minus the subject's mean over its present ROIs
+    logv = np.log1p(volume.numpy())
+    expected = logv[1] - np.delete(logv[1], 7).mean()
+    expected[7] = 0.0
+    np.testing.assert_allclose(rel[1].numpy(), expected, rtol=1e-5, atol=1e-5)
+    # 25% atrophy of one ROI lowers its value by log(0.75) and leaves the others nearly unchanged
+    shrunk = volume.clone()
+    shrunk[0, 10] *= 0.75
+    delta = relative_log_volume(shrunk, presence)[0] - rel[0]
+    assert delta[10] == pytest.approx(np.log(0.75) * (1 - 1 / 109), abs=1e-3)
+    assert delta.abs().sort().values[-2] < 0.01

@@ -12,7 +12,9 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,80 @@ def test_demo_through_slurm_matches_local_run(tmp_path, slurm_cluster):
     differ = [str(t) for t in tables if not filecmp.cmp(local / t, cluster / t, shallow=False)]
     assert differ == []
     shutil.rmtree(cluster / ".snakemake", ignore_errors=True)
+
+
+# The whole pipeline (`all`: encoders, baselines, both demo LLMs, evaluation, attribution, figures) on a
+# 24-subject cohort: the demo's settings at a size whose every job takes seconds.
+FULL_TINY = {
+    "seed": 7,
+    "synthetic": {"n_subjects": 24, "voxel_size_mm": 3.0, "n_variants": 300},
+    "imaging": {"roi_size": 16, "wholebrain": {"shape": [32, 32, 32]}},
+    "encoders": {"rit": {"train": {"epochs": 3}}, "med3d": {"train": {"epochs": 2}}},
+    "evaluate": {"n_bootstrap": 20},
+    "attribution": {"n_bootstrap": 50, "n_permutations": 1000, "gene_orders": 1},
+}
+
+
+def write_full_tiny_config(work: Path) -> Path:
+    """config/demo.yaml with :data:`FULL_TINY` merged over it."""
+    def merge(base: dict, extra: dict) -> dict:
+        for key, value in extra.items():
+            base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+        return base
+
+    cfg = merge(yaml.safe_load((work / "config" / "demo.yaml").read_text()), FULL_TINY)
+    path = work / "config" / "full_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def comparable_tables(root: Path) -> list[Path]:
+    """Every results TSV but the LLM training histories, whose `seconds` column is wall time."""
+    return [t for t in result_tables(root) if t.name != "history.tsv"]
+
+
+@pytest.mark.slow
+def test_full_pipeline_through_slurm_killed_and_rerun_matches_local_run(tmp_path, slurm_cluster):
+    """`all` through the profile, the Snakemake process killed mid-way, its jobs cancelled, rerun: same tables."""
+    local = make_workdir(tmp_path / "local")
+    run_snakemake(local, "all", configfile=write_full_tiny_config(local), timeout=3600)
+
+    cluster = make_workdir(tmp_path / "cluster")
+    configfile = write_full_tiny_config(cluster)
+    profile = derive_test_profile(tmp_path / "profile", slurm_cluster)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    cmd = [str(BIN / "snakemake"), "--profile", str(profile), "--configfile", str(configfile),
+           "--directory", str(cluster), "--snakefile", str(cluster / "workflow" / "Snakefile")]
+    first_log = tmp_path / "first_run.log"
+    # Kill when the first fine-tuning jobs are on the cluster: the head node "dies" with jobs in flight.
+    with first_log.open("w") as out:
+        head = subprocess.Popen([*cmd, "all"], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 2400
+        while not list((cluster / "results" / "llm").glob("*/*/fold*/history.tsv")):
+            assert head.poll() is None, first_log.read_text()[-6000:]
+            assert time.monotonic() < deadline, "no fine-tuning job finished within 40 min"
+            time.sleep(2)
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    # What a user does after losing the head node: cancel the orphaned jobs, remove the stale lock, rerun.
+    subprocess.run(["scancel", "--partition", slurm_cluster], check=True)
+    while subprocess.run(["squeue", "--noheader", "--partition", slurm_cluster, "--states=PENDING,RUNNING"],
+                         capture_output=True, text=True).stdout.strip():
+        time.sleep(1)
+    locked = subprocess.run([*cmd, "-n", "all"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout
+    subprocess.run([*cmd, "--unlock"], check=True, capture_output=True, env=env)
+    rerun = subprocess.run([*cmd, "all"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                           timeout=3600)
+    assert rerun.returncode == 0, rerun.stdout[-6000:]
+    (tmp_path / "rerun.log").write_text(rerun.stdout)
+    assert "incomplete" in rerun.stdout.lower()  # the killed jobs' outputs were found and redone
+
+    tables = comparable_tables(local)
+    assert tables == comparable_tables(cluster)
+    assert any(t.parts[:2] == ("results", "tables") for t in tables)
+    assert any(t.name == "predictions.tsv" and "llm" in t.parts for t in tables)
+    differ = [str(t) for t in tables if not filecmp.cmp(local / t, cluster / t, shallow=False)]
+    assert differ == []
+    for figure in ("figure1.png", "figure2.png"):
+        assert list((cluster / "results" / "figures").rglob(figure)), figure

@@ -64,6 +64,30 @@ from torch.nn import functional as F
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def relative_log_volume(volume: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+    """Log ROI volumes relative to the subject's mean log volume (a head-size correction).
+
+    Atrophy is a loss relative to the subject's own brain; without this a large head
+    looks like the absence of atrophy everywhere.
+
+    Parameters
+    ----------
+    volume : float[B, N]
+        Voxels per ROI before resampling.
+    presence : bool[B, N]
+        Missing ROIs are left out of the subject's mean and get 0.
+
+    Returns
+    -------
+    float32[B, N]
+    """
+    presence = presence.bool()
+    logv = torch.log1p(volume.float())
+    n = presence.sum(-1, keepdim=True).clamp(min=1)
+    centre = torch.where(presence, logv, 0.0).sum(-1, keepdim=True) / n
+    return torch.where(presence, logv - centre, 0.0)
+
+
 @dataclass(frozen=True)
 class RiTConfig:
     """Sizes of a :class:`RiT`.
@@ -95,7 +119,8 @@ class RiTConfig:
     roi_volume : bool
         Departure, off by default (the paper's RiT): add each ROI's log volume (voxel count
         before resampling, standardised on the training subjects) to its token through a
-        learned per-ROI vector. Cropping every ROI to its bounding box and stretching it to S³
+        learned per-ROI vector (relative to the subject's mean log volume, a head-size
+        correction: :func:`relative_log_volume`). Cropping every ROI to its bounding box and stretching it to S³
         (paper 4.2.1) discards its size, the first marker of atrophy.
     """
 
@@ -284,7 +309,7 @@ class RiT(nn.Module):
             self.register_buffer("volume_scale", torch.ones(c.n_rois))
 
     def set_volume_normalization(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
-        """Standardise log(1 + voxel count) per ROI: ``(log1p(volume) - mean[r]) / scale[r]`` (float[N] each)."""
+        """Standardise the relative log volume per ROI: ``(relative_log_volume - mean[r]) / scale[r]`` (float[N] each)."""
         self.volume_mean.copy_(torch.as_tensor(mean, dtype=self.volume_mean.dtype))
         self.volume_scale.copy_(torch.as_tensor(scale, dtype=self.volume_scale.dtype).clamp(min=1e-6))
 
@@ -342,7 +367,7 @@ class RiT(nn.Module):
         if self.config.roi_volume:
             if volume is None:
                 raise ValueError("this RiT was built with roi_volume=True: pass volume (voxels per ROI)")
-            v = (torch.log1p(volume.float()) - self.volume_mean) / self.volume_scale
+            v = (relative_log_volume(volume, presence) - self.volume_mean) / self.volume_scale
             z = z + v[..., None] * self.volume_embed
         z = torch.where(presence[..., None], z, self.missing.to(z.dtype)) + self.pos
         kpm = attention_key_mask(presence)

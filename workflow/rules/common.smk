@@ -1,5 +1,10 @@
-# Helpers shared by all rule files: resolved data paths and small config lookups.
+# Helpers shared by all rules/*.smk files, which hold workflow steps only (every Python function lives here):
+# resolved data paths, small config lookups, and the input / params functions of each stage, grouped below by
+# stage. The stage helpers read that stage's constants (LLM, ENCODER_INDEX, ATTR, ...), which its own .smk file
+# defines; they are looked up when a helper is called, i.e. after that file has been included.
+import copy
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -47,3 +52,140 @@ ALL_TARGETS = []
 def shell_json(obj):
     """A config value as one shell-quoted JSON argument."""
     return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+# --- Encoders and baselines (encoders.smk) ------------------------------------------------------------------
+
+
+def _merged(defaults, given):
+    """defaults with the config's values laid over them, one level of dicts deep at a time."""
+    out = copy.deepcopy(defaults)
+    for key, value in (given or {}).items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _baseline_image_encoder(model):
+    """The image encoder ("rit" / "med3d") a baseline model ID uses, or None for the gene-only baselines."""
+    return "rit" if "_rit_" in model else "med3d" if "_med3d_" in model else None
+
+
+def _baseline_inputs(w):
+    """Input files of one baseline run: samples, plus imputed genotypes (MLP) or gene tokens, plus embeddings."""
+    inputs = {"samples": f"results/datasets/{w.dconfig}/fold{w.k}/samples.tsv"}
+    if w.model == "mlp":
+        inputs["imputed"] = f"results/genetics/imputed/fold{w.k}.npz"
+    else:
+        inputs["gene_tokens"] = f"results/baselines/gene_tokens/fold{w.k}.safetensors"
+    encoder = _baseline_image_encoder(w.model)
+    if encoder:
+        inputs["embeddings"] = f"results/embeddings/{encoder}/fold{w.k}.safetensors"
+    return inputs
+
+
+def _baseline_args(w, input):
+    """The command-line options of the optional baseline inputs that this run has."""
+    names = {"imputed": "--imputed", "gene_tokens": "--gene-tokens", "embeddings": "--embeddings"}
+    return " ".join(f"{flag} {getattr(input, key)}" for key, flag in names.items() if key in input.keys())
+
+
+# --- LLM models (llm.smk; reads LLM, LLM_DIR, TABLE1_LLM_VARIANTS) ------------------------------------------
+
+
+def llm_model_id(backbone, variant):
+    """The model ID of a backbone and variant ("snp", "med3d" or "rit")."""
+    return {"snp": backbone, "med3d": f"{backbone}_med3d", "rit": f"rgenima_{backbone}"}[variant]
+
+
+def llm_model_parts(model):
+    """(backbone, visual encoder or None) of a model ID."""
+    if model.startswith("rgenima_"):
+        return model[len("rgenima_"):], "rit"
+    if model.endswith("_med3d"):
+        return model[: -len("_med3d")], "med3d"
+    return model, None
+
+
+def llm_models(dconfig):
+    """The LLM models of Table 1 trained on a data configuration."""
+    return [llm_model_id(b, v) for v in TABLE1_LLM_VARIANTS.get(dconfig, []) for b in LLM["backbones"]]
+
+
+def base_llm_path(backbone):
+    """The backbone's local weights, or the demo LLM this workflow builds."""
+    path = LLM["backbones"][backbone].get("model_path")
+    if path:
+        return path
+    if not LLM["demo"]["enabled"]:
+        raise WorkflowError(
+            f"config: llm.backbones.{backbone}.model_path is not set. Point it at a local folder of the "
+            "model's weights (nothing is downloaded), or set llm.demo.enabled: true for a random-init demo LLM."
+        )
+    return f"{LLM_DIR}/base/{backbone}"
+
+
+def embeddings_input(wildcards):
+    """The visual encoder's embeddings of the fold as a named input, or nothing for SNP-only models."""
+    encoder = llm_model_parts(wildcards.model)[1]
+    return {} if encoder is None else {"embeddings": f"results/embeddings/{encoder}/fold{wildcards.k}.safetensors"}
+
+
+def embeddings_arg(wildcards, input):
+    """The --embeddings option when the job has an embeddings input, else nothing."""
+    return f"--embeddings {input.embeddings}" if "embeddings" in input.keys() else ""
+
+
+# --- Evaluation (evaluate.smk; reads ENCODER_INDEX, BASELINE_RUNS, LLM_DIR, LLM_RUNS, LLM) ------------------
+
+
+def table1_predictions():
+    """(data configuration, model ID, fold, path) of every prediction table that feeds Tables 1-5."""
+    runs = [("image_only", e, k, f"results/encoders/{e}/fold{k}/predictions.tsv") for e in ENCODER_INDEX for k in FOLDS]
+    runs += [(d, m, k, f"results/baselines/{m}/{d}/fold{k}/predictions.tsv") for m, d in BASELINE_RUNS for k in FOLDS]
+    runs += [(d, m, k, f"{LLM_DIR}/{m}/{d}/fold{k}/predictions.tsv") for m, d in LLM_RUNS for k in FOLDS]
+    return runs
+
+
+def evaluation_note():
+    """The note the tables carry: synthetic cohort and / or demo LLM rows; empty on ADNI with real LLMs."""
+    parts = []
+    if config["synthetic"]["enabled"]:
+        parts.append("synthetic cohort (planted truth), not ADNI")
+    if LLM["demo"]["enabled"] and not all(b.get("model_path") for b in LLM["backbones"].values()):
+        parts.append("LLM rows: demo model, random init")
+    return "; ".join(parts)
+
+
+# --- Interpretability (attribution.smk; reads ATTR, ATTRIBUTION) --------------------------------------------
+
+
+def attribution_dumps(wildcards):
+    """The dumps of every fold of one model: the test subjects of all folds, each once."""
+    return expand(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/fold{{k}}/dump.npz", model=wildcards.model,
+                  dconfig=wildcards.dconfig, k=FOLDS)
+
+
+def bootstrap_args():
+    """Options shared by the three bootstrap rules."""
+    draw = f"--n-draw {ATTR['bootstrap_draw']}" if ATTR["bootstrap_draw"] else ""
+    return f"--n-boot {ATTR['n_bootstrap']} {draw} --seed {config['seed']}"
+
+
+def produced_by_workflow(path):
+    """True if a rule included so far makes ``path``."""
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+# --- Figures (figures.smk; reads ATTR, ATTR_MODELS) ---------------------------------------------------------
+
+
+def figure_caption():
+    """One line under each figure's title: the bootstrap settings."""
+    return (f"B = {ATTR['n_bootstrap']} resamples, top {ATTR['top_rois']} ROIs per resample ({ATTR['roi_score']}), "
+            f"stable if selected in > {ATTR['stable_frequency']:.0%}; sink {ATTR['sink']}")
+
+
+def per_model(command, **files):
+    """One shell command per model, joined with &&, each logging to the rule's log."""
+    return " && ".join(command.format(model=m, **{k: shlex.quote(v[i]) for k, v in files.items()})
+                       for i, m in enumerate(ATTR_MODELS))

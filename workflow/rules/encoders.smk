@@ -3,9 +3,8 @@
 # Table 1 baselines (MLP, BERT, BERT + Med3D / RiT with concatenation † or cross-modal attention ‡).
 #
 # Settings: config sections `encoders` and `baselines` (defaults below = the paper's sizes where it
-# gives them); a key given in the config replaces the default of the same key.
-
-import copy
+# gives them); a key given in the config replaces the default of the same key (_merged).
+# Helper functions (_merged, _baseline_inputs, _baseline_args): rules/common.smk.
 
 ENCODER_DEFAULTS = {
     "threads": 2,
@@ -46,14 +45,6 @@ BASELINE_DEFAULTS = {
 }
 
 
-def _merged(defaults, given):
-    """defaults with the config's values laid over them, one level of dicts deep at a time."""
-    out = copy.deepcopy(defaults)
-    for key, value in (given or {}).items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 ENC = _merged(ENCODER_DEFAULTS, config.get("encoders"))
 BASE = _merged(BASELINE_DEFAULTS, config.get("baselines"))
 ENCODER_INDEX = {"rit": "results/imaging/roi_index.tsv", "med3d": "results/imaging/wholebrain_index.tsv"}
@@ -65,27 +56,6 @@ ALL_TARGETS += [
     *expand("results/encoders/{encoder}/fold{k}/curve.png", encoder=["rit", "med3d"], k=FOLDS),
     *[f"results/baselines/{m}/{d}/fold{k}/predictions.tsv" for m, d in BASELINE_RUNS for k in FOLDS],
 ]
-
-
-def _baseline_image_encoder(model):
-    return "rit" if "_rit_" in model else "med3d" if "_med3d_" in model else None
-
-
-def _baseline_inputs(w):
-    inputs = {"samples": f"results/datasets/{w.dconfig}/fold{w.k}/samples.tsv"}
-    if w.model == "mlp":
-        inputs["imputed"] = f"results/genetics/imputed/fold{w.k}.npz"
-    else:
-        inputs["gene_tokens"] = f"results/baselines/gene_tokens/fold{w.k}.safetensors"
-    encoder = _baseline_image_encoder(w.model)
-    if encoder:
-        inputs["embeddings"] = f"results/embeddings/{encoder}/fold{w.k}.safetensors"
-    return inputs
-
-
-def _baseline_args(w, input):
-    names = {"imputed": "--imputed", "gene_tokens": "--gene-tokens", "embeddings": "--embeddings"}
-    return " ".join(f"{flag} {getattr(input, key)}" for key, flag in names.items() if key in input.keys())
 
 
 wildcard_constraints:

@@ -4,20 +4,9 @@
 # reruns the two figure jobs and nothing upstream. On a machine that holds only the dumps (copied from the
 # cluster), add --allowed-rules bootstrap_rois bootstrap_roi_gene figure_1 figure_2 so that missing or stale
 # upstream files (checkpoints, embeddings) are not asked for.
+# Helper functions (figure_caption, per_model): rules/common.smk.
 
 FIGURES = "results/figures"
-
-
-def figure_caption():
-    """One line under each figure's title: the bootstrap settings."""
-    return (f"B = {ATTR['n_bootstrap']} resamples, top {ATTR['top_rois']} ROIs per resample ({ATTR['roi_score']}), "
-            f"stable if selected in > {ATTR['stable_frequency']:.0%}; sink {ATTR['sink']}")
-
-
-def per_model(command, **files):
-    """One shell command per model, joined with &&, each logging to the rule's log."""
-    return " && ".join(command.format(model=m, **{k: shlex.quote(v[i]) for k, v in files.items()})
-                       for i, m in enumerate(ATTR_MODELS))
 
 
 if ATTR_READY:  # see attribution.smk

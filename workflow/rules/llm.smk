@@ -4,29 +4,11 @@
 # Model IDs (as in the evaluation tables): "<backbone>" (LLM SNP-only), "<backbone>_med3d"
 # (LLM + Med3D) and "rgenima_<backbone>" (R-GenIMA: LLM + RiT). Which models run on which data
 # configuration follows the paper's Table 1.
+# Helper functions (llm_models, base_llm_path, embeddings_input, embeddings_arg, ...): rules/common.smk.
 
 LLM = config["llm"]
 LLM_DIR = "results/llm"
 TABLE1_LLM_VARIANTS = {"gene_only": ["snp"], "image_gene": ["med3d", "rit"], "mixture": ["med3d", "rit"]}
-
-
-def llm_model_id(backbone, variant):
-    return {"snp": backbone, "med3d": f"{backbone}_med3d", "rit": f"rgenima_{backbone}"}[variant]
-
-
-def llm_model_parts(model):
-    """(backbone, visual encoder or None) of a model ID."""
-    if model.startswith("rgenima_"):
-        return model[len("rgenima_"):], "rit"
-    if model.endswith("_med3d"):
-        return model[: -len("_med3d")], "med3d"
-    return model, None
-
-
-def llm_models(dconfig):
-    """The LLM models of Table 1 trained on a data configuration."""
-    return [llm_model_id(b, v) for v in TABLE1_LLM_VARIANTS.get(dconfig, []) for b in LLM["backbones"]]
-
 
 LLM_RUNS = [(m, d) for d in DS["configs"] for m in llm_models(d)]
 
@@ -36,28 +18,6 @@ ALL_TARGETS += [f"{LLM_DIR}/{m}/{d}/fold{k}/predictions.tsv" for m, d in LLM_RUN
 wildcard_constraints:
     backbone="|".join(LLM["backbones"]),
     model="|".join(sorted({m for m, _ in LLM_RUNS})),
-
-
-def base_llm_path(backbone):
-    """The backbone's local weights, or the demo LLM this workflow builds."""
-    path = LLM["backbones"][backbone].get("model_path")
-    if path:
-        return path
-    if not LLM["demo"]["enabled"]:
-        raise WorkflowError(
-            f"config: llm.backbones.{backbone}.model_path is not set. Point it at a local folder of the "
-            "model's weights (nothing is downloaded), or set llm.demo.enabled: true for a random-init demo LLM."
-        )
-    return f"{LLM_DIR}/base/{backbone}"
-
-
-def embeddings_input(wildcards):
-    encoder = llm_model_parts(wildcards.model)[1]
-    return {} if encoder is None else {"embeddings": f"results/embeddings/{encoder}/fold{wildcards.k}.safetensors"}
-
-
-def embeddings_arg(wildcards, input):
-    return f"--embeddings {input.embeddings}" if "embeddings" in input.keys() else ""
 
 
 rule build_demo_llm:
@@ -104,7 +64,7 @@ rule finetune:
         connector=LLM["connector"],
         lora="--lora" if LLM["lora"] else "",
         seed=config["seed"],
-    threads: 2
+    threads: LLM["finetune_threads"]
     resources:
         gpu=LLM["gpus_per_finetune"],
     log:
