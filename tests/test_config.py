@@ -43,3 +43,11 @@ def test_paper_settings_in_main_config():
     assert cfg["attribution"]["n_bootstrap"] == 1000
     assert (cfg["train"]["lr"], cfg["train"]["epochs"], cfg["train"]["batch_size_per_gpu"]) == (2e-6, 3, 16)
     assert set(cfg["llm"]["backbones"]) == {"qwen", "llama"}
+
+
+def test_workflow_is_lint_clean(tmp_path):
+    work = make_workdir(tmp_path)
+    proc = run_snakemake(work, "--lint", configfile=work / "config" / "demo.yaml", check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout
+    assert "Lints for" not in proc.stdout
