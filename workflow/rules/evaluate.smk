@@ -14,9 +14,15 @@ rule evaluate:
     output:
         summary=report(f"{TABLES}/metrics_summary.tsv", category="Evaluation", caption="../report/tables.rst"),
         folds=f"{TABLES}/metrics_folds.tsv",
-        tables=[f"{TABLES}/{name}.{ext}" for name in TABLE_NAMES for ext in ("tsv", "md")],
+        tables=[
+            report(f"{TABLES}/{name}.{ext}", category="Evaluation", subcategory="Tables 1-5",
+                   caption="../report/tables.rst") if ext == "tsv" else f"{TABLES}/{name}.{ext}"
+            for name in TABLE_NAMES
+            for ext in ("tsv", "md")
+        ],
         paper=f"{TABLES}/paper_vs_ours.md",
-        confusion=directory(f"{TABLES}/confusion"),
+        confusion=report(directory(f"{TABLES}/confusion"), patterns=["{name}.png"], category="Evaluation",
+                         subcategory="Confusion matrices", caption="../report/confusion.rst"),
     params:
         runs=" ".join(f"--prediction {d} {m} {k} {p}" for d, m, k, p in table1_predictions()),
         protocol=config["split"]["protocol"],

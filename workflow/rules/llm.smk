@@ -56,7 +56,8 @@ rule finetune:
         deepspeed=LLM["deepspeed_config"],
     output:
         checkpoint=directory(f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/checkpoint"),
-        history=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/history.tsv",
+        history=report(f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/history.tsv", category="R-GenIMA",
+                       subcategory="Fine-tuning loss", caption="../report/finetune_history.rst"),
         summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/finetune.json",
     params:
         embeddings=embeddings_arg,
