@@ -120,8 +120,8 @@ class RiTConfig:
         Departure, off by default (the paper's RiT): add each ROI's log volume (voxel count
         before resampling, standardised on the training subjects) to its token through a
         learned per-ROI vector (relative to the subject's mean log volume, a head-size
-        correction: :func:`relative_log_volume`). Cropping every ROI to its bounding box and stretching it to S³
-        (paper 4.2.1) discards its size, the first marker of atrophy.
+        correction: :func:`relative_log_volume`). Cropping every ROI to its bounding box and
+        stretching it to S³ (paper 4.2.1) discards its size, the first marker of atrophy.
     """
 
     n_rois: int = 109
