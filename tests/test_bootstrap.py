@@ -82,7 +82,8 @@ def test_pair_stability_is_eq_13_to_17(dump):
     np.testing.assert_allclose(res["ci_high"], hi, rtol=1e-5)
     np.testing.assert_allclose(res["stability"], mu.mean(0) / (hi - lo), rtol=1e-4)  # eq. 17
     whole = pair_stability(x, n_boot=300, seed=5, stream=0, chunk=4096)
-    np.testing.assert_array_equal(whole["stability"], res["stability"])  # chunking changes nothing
+    # Chunking changes nothing beyond float32 rounding: the BLAS sums the chunks' products in another order.
+    np.testing.assert_allclose(whole["stability"], res["stability"], rtol=1e-5)
     const = pair_stability(np.zeros((5, 1, 2), np.float32), n_boot=20)
     assert np.isnan(const["stability"]).all()  # zero-width interval: undefined, not inf
 

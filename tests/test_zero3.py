@@ -92,6 +92,27 @@ def test_shard_order_deals_every_sample_with_equal_steps(n, world):
     assert not np.array_equal(shard_order(50, 0, 5, 0, 1), shard_order(50, 1, 5, 0, 1))
 
 
+def test_torch_extensions_go_to_the_environment_and_a_stale_lock_is_refused(tmp_path, monkeypatch):
+    """DeepSpeed's JIT builds never use the home folder's shared cache, and a killed build's lock is named."""
+    from rgenima_lib.errors import InputDataError
+    from rgenima_lib.train.finetune import STALE_EXTENSION_LOCK_S, prepare_torch_extensions_dir
+
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    assert prepare_torch_extensions_dir() == Path(sys.prefix) / "torch_extensions"
+    assert os.environ["TORCH_EXTENSIONS_DIR"] == str(Path(sys.prefix) / "torch_extensions")
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    lock = tmp_path / "py311_cpu" / "deepspeed_shm_comm" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+    assert prepare_torch_extensions_dir() == tmp_path  # a build under way: its lock is fresh
+    old = time.time() - STALE_EXTENSION_LOCK_S - 60
+    os.utime(lock, (old, old))
+    with pytest.raises(InputDataError) as err:
+        prepare_torch_extensions_dir()
+    assert str(lock) in str(err.value) and "delete" in str(err.value)
+
+
 def _free_port() -> int:
     import socket
 

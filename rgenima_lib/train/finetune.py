@@ -104,8 +104,55 @@ def dist_info() -> tuple[int, int, int]:
             int(os.environ.get("LOCAL_RANK", 0)))
 
 
+# A torch-extensions build takes about a minute here; a lock older than this belongs to a build that was killed.
+STALE_EXTENSION_LOCK_S = 600
+
+
+def prepare_torch_extensions_dir() -> Path:
+    """Point DeepSpeed's JIT op builds at this environment's own folder and refuse a stale build lock.
+
+    DeepSpeed builds its CPU communication op (``deepspeed_shm_comm``) with torch's
+    ``cpp_extension.load`` into ``TORCH_EXTENSIONS_DIR``, by default one folder in the
+    user's home shared by every environment. A build killed half-way leaves its
+    ``lock`` file there, and every later build waits on it forever. So, unless the
+    user set ``TORCH_EXTENSIONS_DIR``, builds go to ``<python prefix>/torch_extensions``
+    (inside the virtual environment), and a lock older than
+    ``STALE_EXTENSION_LOCK_S`` stops the run with its path and the fix.
+
+    Returns
+    -------
+    Path
+        The extensions folder in use.
+
+    Raises
+    ------
+    InputDataError
+        A stale build lock.
+    """
+    import sys
+
+    from rgenima_lib.errors import InputDataError
+
+    if not os.environ.get("TORCH_EXTENSIONS_DIR"):
+        prefix = Path(sys.prefix)
+        root = prefix / "torch_extensions" if os.access(prefix, os.W_OK) else Path.cwd() / ".torch_extensions"
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(root)
+    root = Path(os.environ["TORCH_EXTENSIONS_DIR"])
+    now = time.time()
+    for lock in sorted(root.glob("*/lock")) + sorted(root.glob("*/*/lock")):
+        age = now - lock.stat().st_mtime
+        if age > STALE_EXTENSION_LOCK_S:
+            raise InputDataError(
+                f"a DeepSpeed op build lock is {age / 60:.0f} min old: an earlier build was interrupted, and every "
+                "later build would wait on it forever.", path=lock,
+                fix=f"make sure no other run is building DeepSpeed ops, then delete {lock} (and its folder's "
+                    "half-built files) and rerun.")
+    return root
+
+
 def init_distributed() -> torch.device:
     """Join torchrun's process group (nccl on GPU, gloo on CPU) and return this rank's device."""
+    prepare_torch_extensions_dir()
     import deepspeed
 
     _, _, local_rank = dist_info()
