@@ -55,9 +55,9 @@ rule attribute:
         answer_rows=ATTR["answer_rows"],
         batch_size=ATTR["batch_size"],
         gene_orders=ATTR["gene_orders"],
-        bf16="--bf16" if config["train"]["bf16"] else "",
+        bf16=["--bf16"] if config["train"]["bf16"] else [],
         seed=config["seed"],
-        limit=f"--limit {ATTR['limit']}" if ATTR["limit"] else "",
+        limit=["--limit", ATTR["limit"]] if ATTR["limit"] else [],
     threads: 2
     log:
         "results/logs/attribution/attribute_{model}_{dconfig}_fold{k}.log",
@@ -68,10 +68,10 @@ rule attribute:
     shell:
         "rgenima attribute --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} --embeddings {input.embeddings:q} "
-        "--gene-panel {input.gene_panel:q} --rois {input.rois:q} --fold {wildcards.k} --model {wildcards.model} "
-        "--sink {params.sink} --answer-rows {params.answer_rows} --gene-orders {params.gene_orders} "
-        "--seed {params.seed} --batch-size {params.batch_size} {params.bf16} {params.limit} "
-        "--threads {threads} --output {output.dump:q} --summary {output.summary:q} > {log} 2>&1"
+        "--gene-panel {input.gene_panel:q} --rois {input.rois:q} --fold {wildcards.k:q} --model {wildcards.model:q} "
+        "--sink {params.sink:q} --answer-rows {params.answer_rows:q} --gene-orders {params.gene_orders:q} "
+        "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
+        "--threads {threads:q} --output {output.dump:q} --summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule bootstrap_genes:
@@ -96,9 +96,9 @@ rule bootstrap_genes:
     conda:
         conda_env("analysis")
     shell:
-        "rgenima bootstrap-genes --dumps {input.dumps:q} {params.common} --top-k {params.top_k} "
-        "--threshold {params.threshold} --score {params.score} --gene-panel {input.gene_panel:q} "
-        "--output {output.genes:q} > {log} 2>&1"
+        "rgenima bootstrap-genes --dumps {input.dumps:q} {params.common:q} --top-k {params.top_k:q} "
+        "--threshold {params.threshold:q} --score {params.score:q} --gene-panel {input.gene_panel:q} "
+        "--output {output.genes:q} > {log:q} 2>&1"
 
 
 rule bootstrap_rois:
@@ -125,9 +125,9 @@ rule bootstrap_rois:
     conda:
         conda_env("analysis")
     shell:
-        "rgenima bootstrap-rois --dumps {input.dumps:q} {params.common} --top-k {params.top_k} "
-        "--threshold {params.threshold} --score {params.score} --n-perm {params.n_perm} "
-        "--alternative {params.alternative} --alpha {params.alpha} --output {output.rois:q} > {log} 2>&1"
+        "rgenima bootstrap-rois --dumps {input.dumps:q} {params.common:q} --top-k {params.top_k:q} "
+        "--threshold {params.threshold:q} --score {params.score:q} --n-perm {params.n_perm:q} "
+        "--alternative {params.alternative:q} --alpha {params.alpha:q} --output {output.rois:q} > {log:q} 2>&1"
 
 
 rule bootstrap_roi_gene:
@@ -151,8 +151,8 @@ rule bootstrap_roi_gene:
     conda:
         conda_env("analysis")
     shell:
-        "rgenima bootstrap-roi-gene --dumps {input.dumps:q} {params.common} --rois-table {input.rois:q} "
-        "--top {output.top:q} --n-top {params.n_top} --output {output.pairs:q} > {log} 2>&1"
+        "rgenima bootstrap-roi-gene --dumps {input.dumps:q} {params.common:q} --rois-table {input.rois:q} "
+        "--top {output.top:q} --n-top {params.n_top:q} --output {output.pairs:q} > {log:q} 2>&1"
 
 
 rule enrichment:
@@ -174,7 +174,7 @@ rule enrichment:
         conda_env("analysis")
     shell:
         "rgenima enrichment --genes {input.genes:q} --gene-panel {input.gene_panel:q} --output {output.table:q} "
-        "--markdown {output.markdown:q} > {log} 2>&1"
+        "--markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 if config["synthetic"]["enabled"]:
@@ -203,5 +203,5 @@ if config["synthetic"]["enabled"]:
             conda_env("analysis")
         shell:
             "rgenima attribution-recovery --truth {input.truth:q} --genes {input.genes:q} --rois {input.rois:q} "
-            "--pairs {input.pairs:q} --dumps {input.dumps:q} --top-n {params.top_n} --output {output.table:q} "
-            "--markdown {output.markdown:q} > {log} 2>&1"
+            "--pairs {input.pairs:q} --dumps {input.dumps:q} --top-n {params.top_n:q} --output {output.table:q} "
+            "--markdown {output.markdown:q} > {log:q} 2>&1"

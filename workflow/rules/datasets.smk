@@ -28,8 +28,8 @@ rule splits:
     conda:
         conda_env("genetics")
     shell:
-        "rgenima splits --manifest {input.manifest:q} --n-folds {params.n_folds} --seed {params.seed} "
-        "--output {output.folds:q} --summary {output.summary:q} > {log} 2>&1"
+        "rgenima splits --manifest {input.manifest:q} --n-folds {params.n_folds:q} --seed {params.seed:q} "
+        "--output {output.folds:q} --summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule datasets:
@@ -54,9 +54,9 @@ rule datasets:
     conda:
         conda_env("genetics")
     shell:
-        "rgenima build-datasets --folds {input.folds:q} --config {wildcards.dconfig} --protocol {params.protocol} "
-        "--n-permutations {params.n_permutations} --paired-fraction {params.paired_fraction} "
-        "--seed {params.seed} --out-dir {params.out_dir:q} > {log} 2>&1"
+        "rgenima build-datasets --folds {input.folds:q} --config {wildcards.dconfig:q} --protocol {params.protocol:q} "
+        "--n-permutations {params.n_permutations:q} --paired-fraction {params.paired_fraction:q} "
+        "--seed {params.seed:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule leakage_audit:
@@ -70,7 +70,7 @@ rule leakage_audit:
     params:
         # results/datasets: two levels above each {dconfig}/fold<k>/samples.tsv.
         datasets_dir=lambda w, input: os.path.dirname(os.path.dirname(os.path.dirname(input.samples[0]))),
-        configs=" ".join(DS["configs"]),
+        configs=DS["configs"],
         protocol=SPLIT["protocol"],
         n_permutations=DS["n_permutations"],
         paired_fraction=DS["mixture_paired_fraction"],
@@ -83,6 +83,6 @@ rule leakage_audit:
         conda_env("genetics")
     shell:
         "rgenima leakage-audit --folds {input.folds:q} --datasets-dir {params.datasets_dir:q} "
-        "--configs {params.configs} --protocol {params.protocol} --n-permutations {params.n_permutations} "
-        "--paired-fraction {params.paired_fraction} --seed {params.seed} --output {output.table:q} "
-        "--markdown {output.markdown:q} > {log} 2>&1"
+        "--configs {params.configs:q} --protocol {params.protocol:q} --n-permutations {params.n_permutations:q} "
+        "--paired-fraction {params.paired_fraction:q} --seed {params.seed:q} --output {output.table:q} "
+        "--markdown {output.markdown:q} > {log:q} 2>&1"

@@ -76,7 +76,7 @@ rule pretrain_encoder:
                      caption="../report/encoder_curve.rst"),
         predictions="results/encoders/{encoder}/fold{k}/predictions.tsv",
     params:
-        settings=lambda w: shell_json({**ENC[w.encoder], "embed_batch_size": ENC["embed_batch_size"]}),
+        settings=lambda w: settings_json({**ENC[w.encoder], "embed_batch_size": ENC["embed_batch_size"]}),
         seed=config["seed"],
     threads: ENC["threads"]
     resources:
@@ -88,10 +88,10 @@ rule pretrain_encoder:
     conda:
         conda_env("train")
     shell:
-        "rgenima pretrain-encoder --encoder {wildcards.encoder} --index {input.index:q} --folds {input.folds:q} "
-        "--fold {wildcards.k} --settings {params.settings} --seed {params.seed} --threads {threads} "
+        "rgenima pretrain-encoder --encoder {wildcards.encoder:q} --index {input.index:q} --folds {input.folds:q} "
+        "--fold {wildcards.k:q} --settings {params.settings:q} --seed {params.seed:q} --threads {threads:q} "
         "--checkpoint {output.checkpoint:q} --history {output.history:q} --curve {output.curve:q} "
-        "--predictions {output.predictions:q} > {log} 2>&1"
+        "--predictions {output.predictions:q} > {log:q} 2>&1"
 
 
 rule embed:
@@ -113,8 +113,8 @@ rule embed:
     conda:
         conda_env("train")
     shell:
-        "rgenima embed --checkpoint {input.checkpoint:q} --index {input.index:q} --batch-size {params.batch} "
-        "--threads {threads} --output {output:q} > {log} 2>&1"
+        "rgenima embed --checkpoint {input.checkpoint:q} --index {input.index:q} --batch-size {params.batch:q} "
+        "--threads {threads:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule gene_tokens:
@@ -126,7 +126,7 @@ rule gene_tokens:
     output:
         "results/baselines/gene_tokens/fold{k}.safetensors",
     params:
-        text_model=f"--text-model {BASE['text_model']}" if BASE["text_model"] else "",
+        text_model=["--text-model", BASE["text_model"]] if BASE["text_model"] else [],
         max_length=BASE["max_length"],
         max_copies=BASE["max_copies"],
     threads: BASE["threads"]
@@ -139,9 +139,9 @@ rule gene_tokens:
     conda:
         conda_env("train")
     shell:
-        "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima gene-tokens --samples {input.samples} "
-        "--imputed {input.imputed:q} --snps {input.snps:q} {params.text_model} --max-length {params.max_length} "
-        "--max-copies {params.max_copies} --threads {threads} --output {output:q} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima gene-tokens --samples {input.samples:q} "
+        "--imputed {input.imputed:q} --snps {input.snps:q} {params.text_model:q} --max-length {params.max_length:q} "
+        "--max-copies {params.max_copies:q} --threads {threads:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule train_baseline:
@@ -154,7 +154,7 @@ rule train_baseline:
         history="results/baselines/{model}/{dconfig}/fold{k}/history.tsv",
     params:
         inputs=_baseline_args,
-        settings=shell_json({k: BASE[k] for k in ("model", "train", "val_fraction", "max_copies")}),
+        settings=settings_json({k: BASE[k] for k in ("model", "train", "val_fraction", "max_copies")}),
         seed=config["seed"],
     threads: BASE["threads"]
     resources:
@@ -166,7 +166,7 @@ rule train_baseline:
     conda:
         conda_env("train")
     shell:
-        "rgenima train-baseline --model {wildcards.model} --samples {input.samples:q} {params.inputs} "
-        "--settings {params.settings} --seed {params.seed} --threads {threads} "
+        "rgenima train-baseline --model {wildcards.model:q} --samples {input.samples:q} {params.inputs:q} "
+        "--settings {params.settings:q} --seed {params.seed:q} --threads {threads:q} "
         "--checkpoint {output.checkpoint:q} --history {output.history:q} --predictions {output.predictions:q} "
-        "> {log} 2>&1"
+        "> {log:q} 2>&1"

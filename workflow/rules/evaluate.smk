@@ -24,7 +24,7 @@ rule evaluate:
         confusion=report(directory(f"{TABLES}/confusion"), patterns=["{name}.png"], category="Evaluation",
                          subcategory="Confusion matrices", caption="../report/confusion.rst"),
     params:
-        runs=" ".join(f"--prediction {d} {m} {k} {p}" for d, m, k, p in table1_predictions()),
+        runs=[word for d, m, k, p in table1_predictions() for word in ("--prediction", d, m, k, p)],
         protocol=config["split"]["protocol"],
         note=evaluation_note(),
         n_bootstrap=config["evaluate"]["n_bootstrap"],
@@ -37,5 +37,5 @@ rule evaluate:
     conda:
         conda_env("train")
     shell:
-        "rgenima evaluate {params.runs} --protocol {params.protocol} --note {params.note:q} "
-        "--n-bootstrap {params.n_bootstrap} --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+        "rgenima evaluate {params.runs:q} --protocol {params.protocol:q} --note {params.note:q} "
+        "--n-bootstrap {params.n_bootstrap:q} --seed {params.seed:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
 # reruns the two figure jobs and nothing upstream. On a machine that holds only the dumps (copied from the
 # cluster), add --allowed-rules bootstrap_rois bootstrap_roi_gene figure_1 figure_2 so that missing or stale
 # upstream files (checkpoints, embeddings) are not asked for.
-# Helper functions (figure_caption, per_model): rules/common.smk.
+# Helper function (figure_caption): rules/common.smk.
 
 FIGURES = "results/figures"
 
@@ -24,11 +24,9 @@ rule figure_1:
              for p in expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure1.png", model=ATTR_MODELS)],
         pdf=expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure1.pdf", model=ATTR_MODELS),
     params:
-        commands=lambda w, input, output: per_model(
-            f"rgenima figure-1 --rois {{rois}} --roi-table {{roi_table}} --volume {ATTR['figure1_volume']} "
-            f"--model {{model}} --caption {shlex.quote(figure_caption())} --png {{png}} --pdf {{pdf}}",
-            rois=list(input.rois), roi_table=[input.roi_table] * len(ATTR_MODELS), png=list(output.png),
-            pdf=list(output.pdf)),
+        models=ATTR_MODELS,
+        volume=ATTR["figure1_volume"],
+        caption=figure_caption(),
     log:
         "results/logs/figures/figure_1.log",
     benchmark:
@@ -36,7 +34,9 @@ rule figure_1:
     conda:
         conda_env("analysis")
     shell:
-        "( {params.commands} ) > {log} 2>&1"
+        "rgenima figure-1 --rois {input.rois:q} --roi-table {input.roi_table:q} --volume {params.volume:q} "
+        "--model {params.models:q} --caption {params.caption:q} --png {output.png:q} --pdf {output.pdf:q} "
+        "> {log:q} 2>&1"
 
 
 rule figure_2:
@@ -50,11 +50,7 @@ rule figure_2:
              for p in expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure2.png", model=ATTR_MODELS)],
         pdf=expand(f"{FIGURES}/{{model}}/{ATTR_DCONFIG}/figure2.pdf", model=ATTR_MODELS),
     params:
-        commands=lambda w, input, output: per_model(
-            "rgenima figure-2 --pairs {pairs} --rois {rois} --roi-table {roi_table} --model {model} "
-            "--png {png} --pdf {pdf}",
-            pairs=list(input.pairs), rois=list(input.rois), roi_table=[input.roi_table] * len(ATTR_MODELS),
-            png=list(output.png), pdf=list(output.pdf)),
+        models=ATTR_MODELS,
     log:
         "results/logs/figures/figure_2.log",
     benchmark:
@@ -62,4 +58,5 @@ rule figure_2:
     conda:
         conda_env("analysis")
     shell:
-        "( {params.commands} ) > {log} 2>&1"
+        "rgenima figure-2 --pairs {input.pairs:q} --rois {input.rois:q} --roi-table {input.roi_table:q} "
+        "--model {params.models:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -44,9 +44,9 @@ rule panel_extract:
         conda_env("genetics")
     shell:
         "rgenima panel-extract --bfile {params.bfile:q} --gene-panel {input.gene_panel:q} "
-        "--manifest {input.manifest:q} --window-kb {params.window_kb} --out-prefix {params.prefix:q} "
+        "--manifest {input.manifest:q} --window-kb {params.window_kb:q} --out-prefix {params.prefix:q} "
         "--variants {output.variants:q} --summary {output.summary:q} --plink2 {params.plink2:q} "
-        "--threads {threads} --memory-mb {params.memory_mb} > {log} 2>&1"
+        "--threads {threads:q} --memory-mb {params.memory_mb:q} > {log:q} 2>&1"
 
 
 rule plink_qc:
@@ -64,7 +64,7 @@ rule plink_qc:
         prefix=lambda w, output: output.trio[0][: -len(".bed")],
         plink2=PLINK["binary"],
         memory_mb=PLINK["memory_mb"],
-        qc=f"--geno {PLINK['geno']} --maf {PLINK['maf']} --hwe {PLINK['hwe']}",
+        qc=["--geno", PLINK["geno"], "--maf", PLINK["maf"], "--hwe", PLINK["hwe"]],
     threads: PLINK["threads"]
     resources:
         mem_mb=PLINK["memory_mb"] + 512,
@@ -76,9 +76,9 @@ rule plink_qc:
         conda_env("genetics")
     shell:
         "rgenima plink-qc --panel-prefix {params.panel:q} --variants {input.variants:q} "
-        "--gene-panel {input.gene_panel:q} {params.qc} "
+        "--gene-panel {input.gene_panel:q} {params.qc:q} "
         "--out-prefix {params.prefix:q} --report {output.report:q} --variants-out {output.variants:q} "
-        "--plink2 {params.plink2:q} --threads {threads} --memory-mb {params.memory_mb} > {log} 2>&1"
+        "--plink2 {params.plink2:q} --threads {threads:q} --memory-mb {params.memory_mb:q} > {log:q} 2>&1"
 
 
 rule genotype_matrix:
@@ -103,7 +103,7 @@ rule genotype_matrix:
     shell:
         "rgenima genotype-matrix --qc-prefix {params.prefix:q} --qc-variants {input.variants:q} "
         "--gene-panel {input.gene_panel:q} --manifest {input.manifest:q} --output {output.genotypes:q} "
-        "--snps {output.snps:q} --genes {output.genes:q} > {log} 2>&1"
+        "--snps {output.snps:q} --genes {output.genes:q} > {log:q} 2>&1"
 
 
 rule impute_genotypes:
@@ -124,7 +124,7 @@ rule impute_genotypes:
         conda_env("genetics")
     shell:
         "rgenima impute-genotypes --genotypes {input.genotypes:q} --folds {input.folds:q} "
-        "--protocol {params.protocol} --out-dir {params.out_dir:q} > {log} 2>&1"
+        "--protocol {params.protocol:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule snp_text_tokens:
@@ -135,7 +135,7 @@ rule snp_text_tokens:
     output:
         report(f"{GENETICS}/snp_text_tokens.tsv", category="Genetics", caption="../report/snp_text_tokens.rst"),
     params:
-        tokenizer=f"--tokenizer {GEN['tokenizer_path']}" if GEN["tokenizer_path"] else "",
+        tokenizer=["--tokenizer", GEN["tokenizer_path"]] if GEN["tokenizer_path"] else [],
     log:
         "results/logs/genetics/snp_text_tokens.log",
     benchmark:
@@ -144,4 +144,4 @@ rule snp_text_tokens:
         conda_env("genetics")
     shell:
         "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima snp-text-tokens --imputed {input.imputed:q} "
-        "--snps {input.snps:q} {params.tokenizer} --output {output:q} > {log} 2>&1"
+        "--snps {input.snps:q} {params.tokenizer:q} --output {output:q} > {log:q} 2>&1"

@@ -1,5 +1,4 @@
 # Imaging (paper 4.2.1, 4.4.1): FreeSurfer recon-all, ROI patches (109 x S^3), whole-brain input, imaging QC.
-import shlex
 
 from rgenima_lib.cohort.layout import bids_t1w_path
 from rgenima_lib.imaging.freesurfer import recon_all_command
@@ -49,7 +48,7 @@ if FS_MODE == "recon_all":
             conda_env("imaging")
         shell:
             # On failure the message is also printed, not only logged: it is the one users must read.
-            "rgenima freesurfer-check --output {output} > {log} 2>&1 || {{ cat {log} >&2; exit 1; }}"
+            "rgenima freesurfer-check --output {output:q} > {log:q} 2>&1 || {{ cat {log:q} >&2; exit 1; }}"
 
     rule recon_all:
         """FreeSurfer recon-all per subject (paper 4.4.1: FreeSurfer 6.0, Desikan-Killiany + aseg)."""
@@ -64,8 +63,8 @@ if FS_MODE == "recon_all":
         params:
             # recon-all -all -s {subject} -i {T1} -sd {SUBJECTS_DIR} [extra_args], paths made absolute
             # because recon-all changes directory while it runs.
-            command=lambda w, input: shlex.join(
-                recon_all_command(w.subject, input.t1, SUBJECTS_DIR, config["freesurfer"]["extra_args"])
+            command=lambda w, input: recon_all_command(
+                w.subject, input.t1, SUBJECTS_DIR, config["freesurfer"]["extra_args"]
             ),
         threads: config["freesurfer"]["threads"]
         resources:
@@ -77,7 +76,7 @@ if FS_MODE == "recon_all":
             "results/benchmarks/imaging/recon_all/{subject}.tsv"
         shell:
             # A half-made subject folder (killed job) would make recon-all -i refuse or mix runs: start clean.
-            "rm -rf {output.subject_dir:q} && {params.command} > {log} 2>&1"
+            "rm -rf {output.subject_dir:q} && {params.command:q} > {log:q} 2>&1"
 
 
 rule roi_extract:
@@ -100,7 +99,7 @@ rule roi_extract:
         size=IMG["roi_size"],
         n_rois=IMG["n_rois"],
         margin=IMG["crop_margin"],
-        clip=" ".join(str(v) for v in IMG["clip_percentiles"]),
+        clip=IMG["clip_percentiles"],
         grid=IMG["grid_mismatch"],
     resources:
         mem_mb=2000,
@@ -111,10 +110,10 @@ rule roi_extract:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima roi-extract --subject {wildcards.subject} --aparc-aseg {params.aparc_aseg:q} "
-        "--intensity {params.intensity:q} --rois {input.rois} --roi-size {params.size} --n-rois {params.n_rois} "
-        "--margin {params.margin} --clip {params.clip} --grid-mismatch {params.grid} "
-        "--output {output.npy} --info {output.info} > {log} 2>&1"
+        "rgenima roi-extract --subject {wildcards.subject:q} --aparc-aseg {params.aparc_aseg:q} "
+        "--intensity {params.intensity:q} --rois {input.rois:q} --roi-size {params.size:q} --n-rois {params.n_rois:q} "
+        "--margin {params.margin:q} --clip {params.clip:q} --grid-mismatch {params.grid:q} "
+        "--output {output.npy:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule wholebrain:
@@ -127,8 +126,8 @@ rule wholebrain:
         subject=r"[^/]+",
     params:
         brain=lambda w: freesurfer_file(SUBJECTS_DIR, w.subject, IMG["wholebrain"]["image"]),
-        shape=" ".join(str(v) for v in IMG["wholebrain"]["shape"]),
-        clip=" ".join(str(v) for v in IMG["clip_percentiles"]),
+        shape=IMG["wholebrain"]["shape"],
+        clip=IMG["clip_percentiles"],
     resources:
         mem_mb=1000,
     log:
@@ -138,8 +137,8 @@ rule wholebrain:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima wholebrain --subject {wildcards.subject} --brain {params.brain:q} --shape {params.shape} "
-        "--clip {params.clip} --output {output} > {log} 2>&1"
+        "rgenima wholebrain --subject {wildcards.subject:q} --brain {params.brain:q} --shape {params.shape:q} "
+        "--clip {params.clip:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule roi_index:
@@ -167,8 +166,8 @@ rule roi_index:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima roi-index --manifest {input.manifest} --rois {input.rois} --infos {input.infos} "
-        "--output {output.index} --voxel-counts {output.counts} > {log} 2>&1"
+        "rgenima roi-index --manifest {input.manifest:q} --rois {input.rois:q} --infos {input.infos:q} "
+        "--output {output.index:q} --voxel-counts {output.counts:q} > {log:q} 2>&1"
 
 
 rule wholebrain_index:
@@ -188,7 +187,7 @@ rule wholebrain_index:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima wholebrain-index --manifest {input.manifest} --volumes {input.volumes} --output {output} > {log} 2>&1"
+        "rgenima wholebrain-index --manifest {input.manifest:q} --volumes {input.volumes:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule imaging_qc:
@@ -212,9 +211,9 @@ rule imaging_qc:
         small_fraction=IMG["qc"]["small_fraction"],
         max_missing=IMG["qc"]["max_missing"],
         max_small=IMG["qc"]["max_small"],
-        truth=lambda w, input: f"--truth {input.truth} --planted-check {IMAGING}/qc/planted_atrophy.tsv"
+        truth=lambda w, input: ["--truth", input.truth, "--planted-check", f"{IMAGING}/qc/planted_atrophy.tsv"]
         if config["synthetic"]["enabled"]
-        else "",
+        else [],
     log:
         "results/logs/imaging/imaging_qc.log",
     benchmark:
@@ -222,10 +221,10 @@ rule imaging_qc:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima imaging-qc --voxel-counts {input.counts} --manifest {input.manifest} --rois {input.rois} "
-        "--small-fraction {params.small_fraction} --max-missing {params.max_missing} "
-        "--max-small {params.max_small} --output {output.qc} --by-stage {output.by_stage} {params.truth} "
-        "> {log} 2>&1"
+        "rgenima imaging-qc --voxel-counts {input.counts:q} --manifest {input.manifest:q} --rois {input.rois:q} "
+        "--small-fraction {params.small_fraction:q} --max-missing {params.max_missing:q} "
+        "--max-small {params.max_small:q} --output {output.qc:q} --by-stage {output.by_stage:q} {params.truth:q} "
+        "> {log:q} 2>&1"
 
 
 rule roi_montage:
@@ -243,4 +242,4 @@ rule roi_montage:
     conda:
         conda_env("imaging")
     shell:
-        "rgenima roi-montage --index {input.index} --n-subjects {params.n} --output {output} > {log} 2>&1"
+        "rgenima roi-montage --index {input.index:q} --n-subjects {params.n:q} --output {output:q} > {log:q} 2>&1"

@@ -28,11 +28,11 @@ rule build_demo_llm:
         directory(f"{LLM_DIR}/base/{{backbone}}"),
     params:
         arch=lambda w: LLM["demo"]["arch"][w.backbone],
-        size=(
-            f"--hidden-size {LLM['demo']['hidden_size']} --layers {LLM['demo']['layers']} "
-            f"--heads {LLM['demo']['heads']} --kv-heads {LLM['demo']['kv_heads']} "
-            f"--intermediate-size {LLM['demo']['intermediate_size']}"
-        ),
+        size=[
+            "--hidden-size", LLM["demo"]["hidden_size"], "--layers", LLM["demo"]["layers"],
+            "--heads", LLM["demo"]["heads"], "--kv-heads", LLM["demo"]["kv_heads"],
+            "--intermediate-size", LLM["demo"]["intermediate_size"],
+        ],
         seed=config["seed"],
     log:
         f"results/logs/llm/build_demo_llm_{{backbone}}.log",
@@ -41,8 +41,8 @@ rule build_demo_llm:
     conda:
         conda_env("train")
     shell:
-        "rgenima build-demo-llm --output {output} --arch {params.arch} {params.size} "
-        "--gene-panel {input.gene_panel} --seed {params.seed} > {log} 2>&1"
+        "rgenima build-demo-llm --output {output:q} --arch {params.arch:q} {params.size:q} "
+        "--gene-panel {input.gene_panel:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 rule finetune:
@@ -61,9 +61,9 @@ rule finetune:
         summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/finetune.json",
     params:
         embeddings=embeddings_arg,
-        settings=shell_json(config["train"]),
+        settings=settings_json(config["train"]),
         connector=LLM["connector"],
-        lora="--lora" if LLM["lora"] else "",
+        lora=["--lora"] if LLM["lora"] else [],
         seed=config["seed"],
     threads: LLM["finetune_threads"]
     resources:
@@ -77,14 +77,15 @@ rule finetune:
     shell:
         # One SLURM task sees all the job's GPUs; torchrun starts one process per GPU (ZeRO-3).
         # Without GPUs (the demo) the same command runs the plain PyTorch loop on the CPU.
-        "if [ {resources.gpu} -gt 0 ]; then "
-        "  launch='torchrun --standalone --nproc_per_node {resources.gpu} -m rgenima_lib.cli'; "
-        "  ds='--deepspeed {input.deepspeed}'; "
-        "else launch=rgenima; ds=''; export OMP_NUM_THREADS={threads}; fi; "
-        "$launch finetune --base {input.base} --samples {input.samples} --imputed {input.imputed} "
-        "--snps {input.snps} {params.embeddings} --connector {params.connector} {params.lora} "
-        "--settings {params.settings} $ds --seed {params.seed} --output {output.checkpoint} "
-        "--history {output.history} --summary {output.summary} > {log} 2>&1"
+        # Bash arrays keep every path one word, spaces and all.
+        "if [ {resources.gpu:q} -gt 0 ]; then "
+        "  launch=(torchrun --standalone --nproc_per_node {resources.gpu:q} -m rgenima_lib.cli); "
+        "  ds=(--deepspeed {input.deepspeed:q}); "
+        "else launch=(rgenima); ds=(); export OMP_NUM_THREADS={threads:q}; fi; "
+        "\"${{launch[@]}}\" finetune --base {input.base:q} --samples {input.samples:q} --imputed {input.imputed:q} "
+        "--snps {input.snps:q} {params.embeddings:q} --connector {params.connector:q} {params.lora:q} "
+        "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
+        "--history {output.history:q} --summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule predict:
@@ -100,7 +101,7 @@ rule predict:
         summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/predict.json",
     params:
         embeddings=embeddings_arg,
-        bf16="--bf16" if config["train"]["bf16"] else "",
+        bf16=["--bf16"] if config["train"]["bf16"] else [],
     threads: 1
     resources:
         gpu=LLM["gpus_per_predict"],
@@ -111,6 +112,6 @@ rule predict:
     conda:
         conda_env("train")
     shell:
-        "OMP_NUM_THREADS={threads} rgenima predict --checkpoint {input.checkpoint} --samples {input.samples} "
-        "--imputed {input.imputed} --snps {input.snps} {params.embeddings} {params.bf16} "
-        "--output {output.predictions} --summary {output.summary} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads:q} rgenima predict --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
+        "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} {params.bf16:q} "
+        "--output {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
