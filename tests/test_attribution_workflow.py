@@ -157,8 +157,12 @@ def test_forcerun_figures_reruns_only_the_figures(attr_run):
     work, cfg, _, _ = attr_run
     # The documented command; --allowed-rules because this work directory has no upstream rules' outputs.
     before = {p: p.stat().st_mtime_ns for p in (work / ATTR).rglob("*") if p.is_file()}
-    proc = run_snakemake(work, "figure_1", "figure_2", "--forcerun", "figure_1", "figure_2", "-n",
-                         "--allowed-rules", "bootstrap_rois", "bootstrap_roi_gene", "figure_1", "figure_2",
-                         configfile=cfg)
-    assert _jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1}, proc.stdout[-3000:]
+    command = ["figures", "--forcerun", "figure_1", "figure_2",
+               "--allowed-rules", "bootstrap_rois", "bootstrap_roi_gene", "figure_1", "figure_2", "figures"]
+    proc = run_snakemake(work, *command, "-n", configfile=cfg)
+    assert _jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1, "figures": 1}, proc.stdout[-3000:]
+    figures = sorted((work / FIG).glob("figure*.*"))
+    drawn = {p: p.stat().st_mtime_ns for p in figures}
+    run_snakemake(work, *command, configfile=cfg)
     assert before == {p: p.stat().st_mtime_ns for p in (work / ATTR).rglob("*") if p.is_file()}
+    assert all(p.stat().st_mtime_ns > drawn[p] for p in figures), "the figures were not redrawn"

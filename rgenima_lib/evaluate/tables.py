@@ -34,6 +34,7 @@ from rgenima_lib.errors import InputDataError
 from rgenima_lib.evaluate.metrics import (bootstrap_ci, classification_metrics, confusion_counts, label_indices,
                                           summarize_folds)
 from rgenima_lib.io import atomic_output, read_tsv, write_tsv
+from rgenima_lib.model_ids import canonical_model, llm_model_parts
 
 PROB_COLUMNS = tuple(f"prob_{s}" for s in STAGES)
 REQUIRED_COLUMNS = ("subject", "stage", "predicted", *PROB_COLUMNS)
@@ -49,10 +50,8 @@ SECTIONS: dict[str, str] = {
 BACKBONES: dict[str, str] = {"llama": "Llama", "qwen": "Qwen", "demo": "demo LLM (random init)"}
 """LLM backbones in table order, with display names."""
 
-# Fixed model IDs in the order of the paper's rows within a section; LLM IDs are "<backbone>"
-# (LLM SNP-only), "<backbone>_med3d" (LLM + Med3D) and "rgenima_<backbone>" (R-GenIMA), as in
-# workflow/rules/llm.smk ("<backbone>_snp" and "<backbone>_rit" are read as the same), and sort by
-# family, then backbone.
+# Fixed model IDs in the order of the paper's rows within a section; LLM IDs (rgenima_lib.model_ids)
+# sort by family, then backbone.
 _FIXED = {
     "mlp": (0, "MLP"), "bert": (1, "BERT"),
     "bert_med3d_concat": (3, "BERT+Med3D†"), "bert_med3d_cross": (4, "BERT+Med3D‡"),
@@ -108,20 +107,9 @@ def model_label(model: str) -> str:
 
 
 def _llm_parts(model: str) -> tuple[str, str]:
-    if model.startswith("rgenima_"):
-        return "rgenima", model[len("rgenima_"):]
-    for suffix, family in (("_snp", "llm"), ("_med3d", "llm_med3d"), ("_rit", "rgenima")):
-        if model.endswith(suffix):
-            return family, model[: -len(suffix)]
-    return "llm", model
-
-
-def canonical_model(model: str) -> str:
-    """A model ID in the tables' spelling: LLM IDs as "<backbone>", "<backbone>_med3d", "rgenima_<backbone>"."""
-    if model in _FIXED:
-        return model
-    family, backbone = _llm_parts(model)
-    return {"llm": backbone, "llm_med3d": f"{backbone}_med3d", "rgenima": f"rgenima_{backbone}"}[family]
+    """(table family, backbone) of an LLM model ID."""
+    backbone, variant = llm_model_parts(model)
+    return {"snp": "llm", "med3d": "llm_med3d", "rit": "rgenima"}[variant], backbone
 
 
 def row_sort_key(config: str, model: str, protocol: str = "subject", decoding: str = "scored") -> tuple:

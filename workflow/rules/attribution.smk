@@ -1,55 +1,23 @@
-# Interpretability (paper 2.2-2.4, 4.3; DESIGN 7): streaming attention rollout of every test subject into one
+# Interpretability (paper 2.2-2.4, 4.3; docs/design.md): streaming attention rollout of every test subject into one
 # attention dump per model and fold, then bootstrap stability of genes, stage ROIs and ROI-gene pairs, the
 # permutation test of stage ROIs against NC, the GWAS enrichment test and, on the synthetic cohort, the
 # planted-truth recovery. Everything after `attribute` reads the dumps only.
-# Helper functions (attribution_dumps, bootstrap_args, produced_by_workflow): rules/common.smk.
-
-ATTR = config["attribution"]
-# R-GenIMA models (LLM + RiT, "rgenima_<backbone>" in llm.smk) to attribute: the config's list, or every backbone's.
-ATTR_MODELS = ATTR["models"] if ATTR["models"] is not None else [f"rgenima_{b}" for b in config["llm"]["backbones"]]
-ATTR_DCONFIG = ATTR["dconfig"]
-ATTRIBUTION = "results/attribution"
-
-
-# The dumps need the fine-tuned checkpoints and the RiT embeddings of the LLM and encoder rules; while those
-# rules are not part of the workflow the attribution outputs stay out of `all` (and say so) instead of breaking it.
-ATTR_UPSTREAM = [f"results/llm/{m}/{ATTR_DCONFIG}/fold0/checkpoint" for m in ATTR_MODELS] + [
-    "results/embeddings/rit/fold0.safetensors"
-]
-ATTR_READY = all(produced_by_workflow(p) for p in ATTR_UPSTREAM)
-if ATTR_READY:
-    ALL_TARGETS += [
-        *expand(f"{ATTRIBUTION}/{{model}}/{ATTR_DCONFIG}/{{table}}", model=ATTR_MODELS,
-                table=["genes.tsv", "rois.tsv", "roi_gene_top.tsv", "enrichment.tsv", "enrichment.md"]),
-        *(expand(f"{ATTRIBUTION}/{{model}}/{ATTR_DCONFIG}/recovery.md", model=ATTR_MODELS)
-          if config["synthetic"]["enabled"] else []),
-    ]
-else:
-    from snakemake.logging import logger
-
-    logger.warning("attribution: no rule makes " + " / ".join(p for p in ATTR_UPSTREAM if not produced_by_workflow(p))
-                   + " yet; the attribution tables and Figures 1-2 are left out of `all`.")
-
-# Per rule, never global: the LLM rules use {model} for other model ids too.
-ATTR_WILDCARDS = {"model": r"rgenima_[A-Za-z0-9]+", "dconfig": "gene_only|image_gene|mixture"}
+# Helpers (ATTR, attribution_dumps, bootstrap_args): rules/common.smk.
 
 
 rule attribute:
     """Streaming attention rollout (eager attention, one layer at a time) of one fold's test subjects -> dump."""
     input:
-        checkpoint="results/llm/{model}/{dconfig}/fold{k}/checkpoint",
-        samples="results/datasets/{dconfig}/fold{k}/samples.tsv",
-        imputed="results/genetics/imputed/fold{k}.npz",
-        snps="results/genetics/snps.tsv",
-        embeddings="results/embeddings/rit/fold{k}.safetensors",
-        gene_panel=config["genetics"]["gene_panel"],
-        rois=config["imaging"]["rois_table"],
+        checkpoint=R("llm_checkpoint"),
+        samples=R("samples"),
+        imputed=R("imputed"),
+        snps=R("snps"),
+        embeddings=R("embeddings", encoder="rit"),
+        gene_panel=GEN["gene_panel"],
+        rois=IMG["rois_table"],
     output:
-        dump=f"{ATTRIBUTION}/{{model}}/{{dconfig}}/fold{{k}}/dump.npz",
-        summary=f"{ATTRIBUTION}/{{model}}/{{dconfig}}/fold{{k}}/summary.json",
-    wildcard_constraints:
-        k=r"\d+",
-        **ATTR_WILDCARDS,
+        dump=R("attention_dump"),
+        summary=R("attention_summary"),
     params:
         sink=ATTR["sink"],
         answer_rows=ATTR["answer_rows"],
@@ -60,9 +28,9 @@ rule attribute:
         limit=["--limit", ATTR["limit"]] if ATTR["limit"] else [],
     threads: 2
     log:
-        "results/logs/attribution/attribute_{model}_{dconfig}_fold{k}.log",
+        log_path("attribution", "attribute_{model}_{dconfig}_fold{k}"),
     benchmark:
-        "results/benchmarks/attribution/attribute_{model}_{dconfig}_fold{k}.tsv"
+        benchmark_path("attribution", "attribute_{model}_{dconfig}_fold{k}")
     conda:
         conda_env("analysis")
     shell:
@@ -78,21 +46,19 @@ rule bootstrap_genes:
     """Stable genes (paper 2.2): top-k by mean importance in more than half of B subject resamples."""
     input:
         dumps=attribution_dumps,
-        gene_panel=config["genetics"]["gene_panel"],
-    wildcard_constraints:
-        **ATTR_WILDCARDS,
+        gene_panel=GEN["gene_panel"],
     output:
-        genes=report(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/genes.tsv", category="Interpretability",
-                     subcategory="{model} ({dconfig})", caption="../report/attribution_genes.rst"),
+        genes=report(R("stable_genes"), category="Interpretability", subcategory="{model} ({dconfig})",
+                     caption="../report/attribution_genes.rst"),
     params:
         common=bootstrap_args(),
         top_k=ATTR["top_genes"],
         threshold=ATTR["stable_frequency"],
         score=ATTR["gene_score"],
     log:
-        "results/logs/attribution/bootstrap_genes_{model}_{dconfig}.log",
+        log_path("attribution", "bootstrap_genes_{model}_{dconfig}"),
     benchmark:
-        "results/benchmarks/attribution/bootstrap_genes_{model}_{dconfig}.tsv"
+        benchmark_path("attribution", "bootstrap_genes_{model}_{dconfig}")
     conda:
         conda_env("analysis")
     shell:
@@ -105,11 +71,9 @@ rule bootstrap_rois:
     """Stable ROIs per stage (paper 2.3) beside a label-permutation test against NC with BH FDR."""
     input:
         dumps=attribution_dumps,
-    wildcard_constraints:
-        **ATTR_WILDCARDS,
     output:
-        rois=report(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/rois.tsv", category="Interpretability",
-                    subcategory="{model} ({dconfig})", caption="../report/attribution_rois.rst"),
+        rois=report(R("stable_rois"), category="Interpretability", subcategory="{model} ({dconfig})",
+                    caption="../report/attribution_rois.rst"),
     params:
         common=bootstrap_args(),
         top_k=ATTR["top_rois"],
@@ -119,9 +83,9 @@ rule bootstrap_rois:
         alternative=ATTR["permutation_alternative"],
         alpha=ATTR["fdr_alpha"],
     log:
-        "results/logs/attribution/bootstrap_rois_{model}_{dconfig}.log",
+        log_path("attribution", "bootstrap_rois_{model}_{dconfig}"),
     benchmark:
-        "results/benchmarks/attribution/bootstrap_rois_{model}_{dconfig}.tsv"
+        benchmark_path("attribution", "bootstrap_rois_{model}_{dconfig}")
     conda:
         conda_env("analysis")
     shell:
@@ -135,19 +99,17 @@ rule bootstrap_roi_gene:
     input:
         dumps=attribution_dumps,
         rois=rules.bootstrap_rois.output.rois,
-    wildcard_constraints:
-        **ATTR_WILDCARDS,
     output:
-        pairs=f"{ATTRIBUTION}/{{model}}/{{dconfig}}/roi_gene.tsv",
-        top=report(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/roi_gene_top.tsv", category="Interpretability",
-                   subcategory="{model} ({dconfig})", caption="../report/attribution_roi_gene.rst"),
+        pairs=R("roi_gene"),
+        top=report(R("roi_gene_top"), category="Interpretability", subcategory="{model} ({dconfig})",
+                   caption="../report/attribution_roi_gene.rst"),
     params:
         common=bootstrap_args(),
         n_top=ATTR["top_pairs"],
     log:
-        "results/logs/attribution/bootstrap_roi_gene_{model}_{dconfig}.log",
+        log_path("attribution", "bootstrap_roi_gene_{model}_{dconfig}"),
     benchmark:
-        "results/benchmarks/attribution/bootstrap_roi_gene_{model}_{dconfig}.tsv"
+        benchmark_path("attribution", "bootstrap_roi_gene_{model}_{dconfig}")
     conda:
         conda_env("analysis")
     shell:
@@ -159,17 +121,15 @@ rule enrichment:
     """One-sided Fisher exact test of the stable genes against the panel's AD-GWAS genes (paper 2.2)."""
     input:
         genes=rules.bootstrap_genes.output.genes,
-        gene_panel=config["genetics"]["gene_panel"],
-    wildcard_constraints:
-        **ATTR_WILDCARDS,
+        gene_panel=GEN["gene_panel"],
     output:
-        table=f"{ATTRIBUTION}/{{model}}/{{dconfig}}/enrichment.tsv",
-        markdown=report(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/enrichment.md", category="Interpretability",
-                        subcategory="{model} ({dconfig})", caption="../report/attribution_enrichment.rst"),
+        table=R("enrichment"),
+        markdown=report(R("enrichment_md"), category="Interpretability", subcategory="{model} ({dconfig})",
+                        caption="../report/attribution_enrichment.rst"),
     log:
-        "results/logs/attribution/enrichment_{model}_{dconfig}.log",
+        log_path("attribution", "enrichment_{model}_{dconfig}"),
     benchmark:
-        "results/benchmarks/attribution/enrichment_{model}_{dconfig}.tsv"
+        benchmark_path("attribution", "enrichment_{model}_{dconfig}")
     conda:
         conda_env("analysis")
     shell:
@@ -177,28 +137,26 @@ rule enrichment:
         "--markdown {output.markdown:q} > {log:q} 2>&1"
 
 
-if config["synthetic"]["enabled"]:
+if SYNTHETIC:
 
     rule attribution_recovery:
         """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again (synthetic cohort)."""
         input:
-            truth=str(Path(config["synthetic"]["out_dir"]) / "truth.json"),
+            truth=TRUTH,
             genes=rules.bootstrap_genes.output.genes,
             rois=rules.bootstrap_rois.output.rois,
             pairs=rules.bootstrap_roi_gene.output.pairs,
             dumps=attribution_dumps,
-        wildcard_constraints:
-            **ATTR_WILDCARDS,
         output:
-            table=f"{ATTRIBUTION}/{{model}}/{{dconfig}}/recovery.tsv",
-            markdown=report(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/recovery.md", category="Interpretability",
-                            subcategory="{model} ({dconfig})", caption="../report/attribution_recovery.rst"),
+            table=R("recovery"),
+            markdown=report(R("recovery_md"), category="Interpretability", subcategory="{model} ({dconfig})",
+                            caption="../report/attribution_recovery.rst"),
         params:
             top_n=ATTR["top_pairs"],
         log:
-            "results/logs/attribution/recovery_{model}_{dconfig}.log",
+            log_path("attribution", "recovery_{model}_{dconfig}"),
         benchmark:
-            "results/benchmarks/attribution/recovery_{model}_{dconfig}.tsv"
+            benchmark_path("attribution", "recovery_{model}_{dconfig}")
         conda:
             conda_env("analysis")
         shell:

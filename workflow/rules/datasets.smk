@@ -1,30 +1,21 @@
-# Splits and data sets (paper 4.4.2-4.4.3; DESIGN 5): subject-level folds made once, the gene_only /
+# Splits and data sets (paper 4.4.2-4.4.3; docs/design.md): subject-level folds made once, the gene_only /
 # image_gene / mixture sample tables per fold, and the leakage audit of both protocols.
-
-DS = config["datasets"]
-SPLIT = config["split"]
-
-ALL_TARGETS += [
-    "results/splits/folds.tsv",
-    *expand("results/datasets/{dconfig}/fold{k}/samples.tsv", dconfig=DS["configs"], k=FOLDS),
-    "results/datasets/leakage_audit.tsv",
-]
 
 
 rule splits:
     """Subject-level folds stratified by stage (and modality availability), made once from the manifest."""
     input:
-        manifest="results/cohort/manifest.tsv",
+        manifest=R("manifest"),
     output:
-        folds="results/splits/folds.tsv",
-        summary=report("results/splits/folds_summary.tsv", category="Splits", caption="../report/folds_summary.rst"),
+        folds=R("folds"),
+        summary=report(R("folds_summary"), category="Splits", caption="../report/folds_summary.rst"),
     params:
         n_folds=SPLIT["n_folds"],
         seed=config["seed"],
     log:
-        "results/logs/data/splits.log",
+        log_path("data", "splits"),
     benchmark:
-        "results/benchmarks/data/splits.tsv"
+        benchmark_path("data", "splits")
     conda:
         conda_env("genetics")
     shell:
@@ -37,20 +28,19 @@ rule datasets:
     input:
         folds=rules.splits.output.folds,
     output:
-        samples=expand("results/datasets/{{dconfig}}/fold{k}/samples.tsv", k=FOLDS),
-        meta=expand("results/datasets/{{dconfig}}/fold{k}/meta.json", k=FOLDS),
-    wildcard_constraints:
-        dconfig="gene_only|image_gene|mixture",
+        samples=[R("samples", k=k) for k in FOLDS],
+        meta=[R("samples_meta", k=k) for k in FOLDS],
     params:
-        out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.samples[0])),
+        # results/datasets: the folder above every {dconfig}/fold<k>/.
+        out_dir=lambda w, output: str(Path(output.samples[0]).parents[1]),
         protocol=SPLIT["protocol"],
         n_permutations=DS["n_permutations"],
         paired_fraction=DS["mixture_paired_fraction"],
         seed=config["seed"],
     log:
-        "results/logs/data/datasets_{dconfig}.log",
+        log_path("data", "datasets_{dconfig}"),
     benchmark:
-        "results/benchmarks/data/datasets_{dconfig}.tsv"
+        benchmark_path("data", "datasets_{dconfig}")
     conda:
         conda_env("genetics")
     shell:
@@ -63,22 +53,22 @@ rule leakage_audit:
     """Subjects on both sides of every split, for the protocol in use and the other one side by side."""
     input:
         folds=rules.splits.output.folds,
-        samples=expand("results/datasets/{dconfig}/fold{k}/samples.tsv", dconfig=DS["configs"], k=FOLDS),
+        samples=[R("samples", dconfig=d, k=k) for d in DS["configs"] for k in FOLDS],
     output:
-        table=report("results/datasets/leakage_audit.tsv", category="Splits", caption="../report/leakage_audit.rst"),
-        markdown="results/datasets/leakage_audit.md",
+        table=report(R("leakage_audit"), category="Splits", caption="../report/leakage_audit.rst"),
+        markdown=R("leakage_audit_md"),
     params:
         # results/datasets: two levels above each {dconfig}/fold<k>/samples.tsv.
-        datasets_dir=lambda w, input: os.path.dirname(os.path.dirname(os.path.dirname(input.samples[0]))),
+        datasets_dir=lambda w, input: str(Path(input.samples[0]).parents[2]),
         configs=DS["configs"],
         protocol=SPLIT["protocol"],
         n_permutations=DS["n_permutations"],
         paired_fraction=DS["mixture_paired_fraction"],
         seed=config["seed"],
     log:
-        "results/logs/data/leakage_audit.log",
+        log_path("data", "leakage_audit"),
     benchmark:
-        "results/benchmarks/data/leakage_audit.tsv"
+        benchmark_path("data", "leakage_audit")
     conda:
         conda_env("genetics")
     shell:

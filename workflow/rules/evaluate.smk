@@ -1,10 +1,5 @@
 # Evaluation (paper 4.5): Tables 1-5 from every model's predictions per fold.
-# Helper functions (table1_predictions, evaluation_note): rules/common.smk.
-
-TABLES = "results/tables"
-TABLE_NAMES = ["table1", "table2", "table3", "table4", "table5"]
-
-ALL_TARGETS += [f"{TABLES}/{name}.md" for name in TABLE_NAMES] + [f"{TABLES}/paper_vs_ours.md"]
+# Helpers (table1_predictions, evaluation_note): rules/common.smk.
 
 
 rule evaluate:
@@ -12,28 +7,28 @@ rule evaluate:
     input:
         [path for *_, path in table1_predictions()],
     output:
-        summary=report(f"{TABLES}/metrics_summary.tsv", category="Evaluation", caption="../report/tables.rst"),
-        folds=f"{TABLES}/metrics_folds.tsv",
+        summary=report(R("metrics_summary"), category="Evaluation", caption="../report/tables.rst"),
+        folds=R("metrics_folds"),
         tables=[
-            report(f"{TABLES}/{name}.{ext}", category="Evaluation", subcategory="Tables 1-5",
-                   caption="../report/tables.rst") if ext == "tsv" else f"{TABLES}/{name}.{ext}"
+            report(R("table", name=name, ext=ext), category="Evaluation", subcategory="Tables 1-5",
+                   caption="../report/tables.rst") if ext == "tsv" else R("table", name=name, ext=ext)
             for name in TABLE_NAMES
             for ext in ("tsv", "md")
         ],
-        paper=f"{TABLES}/paper_vs_ours.md",
-        confusion=report(directory(f"{TABLES}/confusion"), patterns=["{name}.png"], category="Evaluation",
+        paper=R("paper_vs_ours"),
+        confusion=report(directory(R("confusion_dir")), patterns=["{name}.png"], category="Evaluation",
                          subcategory="Confusion matrices", caption="../report/confusion.rst"),
     params:
         runs=[word for d, m, k, p in table1_predictions() for word in ("--prediction", d, m, k, p)],
-        protocol=config["split"]["protocol"],
+        protocol=SPLIT["protocol"],
         note=evaluation_note(),
         n_bootstrap=config["evaluate"]["n_bootstrap"],
         seed=config["seed"],
-        out_dir=lambda w, output: os.path.dirname(output.paper),
+        out_dir=lambda w, output: str(Path(output.paper).parent),
     log:
-        "results/logs/evaluate.log",
+        log_path("", "evaluate"),
     benchmark:
-        "results/benchmarks/evaluate.tsv"
+        benchmark_path("", "evaluate")
     conda:
         conda_env("train")
     shell:

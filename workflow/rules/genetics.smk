@@ -1,31 +1,17 @@
 # Genetics (paper 4.4.1-4.4.2): panel extraction and QC with PLINK 2, the genotype matrix,
 # fold-wise 2p imputation, and tokens per SNP of the SNP text.
 
-import os
-
-GEN = config["genetics"]
-GENETICS = "results/genetics"
-PLINK = GEN["plink"]
-
-ALL_TARGETS += [
-    f"{GENETICS}/qc_report.tsv",
-    f"{GENETICS}/snps.tsv",
-    f"{GENETICS}/genes.tsv",
-    f"{GENETICS}/snp_text_tokens.tsv",
-    *expand(f"{GENETICS}/imputed/fold{{k}}.npz", k=FOLDS),
-]
-
 
 rule panel_extract:
     """PLINK 2: variants inside the panel genes (± genetics.window_kb) of the clinical subjects (paper 4.4.1)."""
     input:
         genotypes=multiext(DATA["genotypes"], ".bed", ".bim", ".fam"),
         gene_panel=GEN["gene_panel"],
-        manifest="results/cohort/manifest.tsv",
+        manifest=R("manifest"),
     output:
-        trio=multiext(f"{GENETICS}/panel/panel", ".bed", ".bim", ".fam"),
-        variants=f"{GENETICS}/panel/panel_variants.tsv",
-        summary=f"{GENETICS}/panel/extract_summary.json",
+        trio=multiext(R("panel_trio"), ".bed", ".bim", ".fam"),
+        variants=R("panel_variants"),
+        summary=R("panel_summary"),
     params:
         # PLINK prefixes: the trio's path without ".bed".
         bfile=lambda w, input: input.genotypes[0][: -len(".bed")],
@@ -37,9 +23,9 @@ rule panel_extract:
     resources:
         mem_mb=PLINK["memory_mb"] + 512,
     log:
-        "results/logs/genetics/panel_extract.log",
+        log_path("genetics", "panel_extract"),
     benchmark:
-        "results/benchmarks/genetics/panel_extract.tsv"
+        benchmark_path("genetics", "panel_extract")
     conda:
         conda_env("genetics")
     shell:
@@ -56,9 +42,9 @@ rule plink_qc:
         variants=rules.panel_extract.output.variants,
         gene_panel=GEN["gene_panel"],
     output:
-        trio=multiext(f"{GENETICS}/qc/qc", ".bed", ".bim", ".fam"),
-        report=report(f"{GENETICS}/qc_report.tsv", category="Genetics", caption="../report/qc_report.rst"),
-        variants=f"{GENETICS}/qc/qc_variants.tsv",
+        trio=multiext(R("qc_trio"), ".bed", ".bim", ".fam"),
+        report=report(R("qc_report"), category="Genetics", caption="../report/qc_report.rst"),
+        variants=R("qc_variants"),
     params:
         panel=lambda w, input: input.trio[0][: -len(".bed")],
         prefix=lambda w, output: output.trio[0][: -len(".bed")],
@@ -69,9 +55,9 @@ rule plink_qc:
     resources:
         mem_mb=PLINK["memory_mb"] + 512,
     log:
-        "results/logs/genetics/plink_qc.log",
+        log_path("genetics", "plink_qc"),
     benchmark:
-        "results/benchmarks/genetics/plink_qc.tsv"
+        benchmark_path("genetics", "plink_qc")
     conda:
         conda_env("genetics")
     shell:
@@ -87,17 +73,17 @@ rule genotype_matrix:
         trio=rules.plink_qc.output.trio,
         variants=rules.plink_qc.output.variants,
         gene_panel=GEN["gene_panel"],
-        manifest="results/cohort/manifest.tsv",
+        manifest=R("manifest"),
     output:
-        genotypes=f"{GENETICS}/genotypes.npz",
-        snps=report(f"{GENETICS}/snps.tsv", category="Genetics", caption="../report/snps.rst"),
-        genes=report(f"{GENETICS}/genes.tsv", category="Genetics", caption="../report/genes.rst"),
+        genotypes=R("genotypes"),
+        snps=report(R("snps"), category="Genetics", caption="../report/snps.rst"),
+        genes=report(R("genes"), category="Genetics", caption="../report/genes.rst"),
     params:
         prefix=lambda w, input: input.trio[0][: -len(".bed")],
     log:
-        "results/logs/genetics/genotype_matrix.log",
+        log_path("genetics", "genotype_matrix"),
     benchmark:
-        "results/benchmarks/genetics/genotype_matrix.tsv"
+        benchmark_path("genetics", "genotype_matrix")
     conda:
         conda_env("genetics")
     shell:
@@ -107,19 +93,19 @@ rule genotype_matrix:
 
 
 rule impute_genotypes:
-    """Missing calls -> 2p per fold, p from the fold's training subjects only (paper 4.4.1; DESIGN 5)."""
+    """Missing calls -> 2p per fold, p from the fold's training subjects only (paper 4.4.1; docs/design.md)."""
     input:
         genotypes=rules.genotype_matrix.output.genotypes,
-        folds="results/splits/folds.tsv",
+        folds=R("folds"),
     output:
-        expand(f"{GENETICS}/imputed/fold{{k}}.npz", k=FOLDS),
+        [R("imputed", k=k) for k in FOLDS],
     params:
-        out_dir=lambda w, output: os.path.dirname(output[0]),
-        protocol=config["split"]["protocol"],
+        out_dir=lambda w, output: str(Path(output[0]).parent),
+        protocol=SPLIT["protocol"],
     log:
-        "results/logs/genetics/impute_genotypes.log",
+        log_path("genetics", "impute_genotypes"),
     benchmark:
-        "results/benchmarks/genetics/impute_genotypes.tsv"
+        benchmark_path("genetics", "impute_genotypes")
     conda:
         conda_env("genetics")
     shell:
@@ -130,16 +116,16 @@ rule impute_genotypes:
 rule snp_text_tokens:
     """Tokens per SNP of the compact SNP text and of the verbose rsID + alleles form."""
     input:
-        imputed=f"{GENETICS}/imputed/fold0.npz",
+        imputed=R("imputed", k=0),
         snps=rules.genotype_matrix.output.snps,
     output:
-        report(f"{GENETICS}/snp_text_tokens.tsv", category="Genetics", caption="../report/snp_text_tokens.rst"),
+        report(R("snp_text_tokens"), category="Genetics", caption="../report/snp_text_tokens.rst"),
     params:
         tokenizer=["--tokenizer", GEN["tokenizer_path"]] if GEN["tokenizer_path"] else [],
     log:
-        "results/logs/genetics/snp_text_tokens.log",
+        log_path("genetics", "snp_text_tokens"),
     benchmark:
-        "results/benchmarks/genetics/snp_text_tokens.tsv"
+        benchmark_path("genetics", "snp_text_tokens")
     conda:
         conda_env("genetics")
     shell:

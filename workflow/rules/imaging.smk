@@ -1,34 +1,5 @@
 # Imaging (paper 4.2.1, 4.4.1): FreeSurfer recon-all, ROI patches (109 x S^3), whole-brain input, imaging QC.
-
-from rgenima_lib.cohort.layout import bids_t1w_path
-from rgenima_lib.imaging.freesurfer import recon_all_command
-from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
-
-FS_MODE = config["freesurfer"]["mode"]
-IMG = config["imaging"]
-IMAGING = "results/imaging"
-
-if FS_MODE == "precomputed":
-    if not DATA.get("freesurfer_subjects_dir"):
-        raise WorkflowError(
-            "config: freesurfer.mode is 'precomputed' but data.freesurfer_subjects_dir is not set. Point it at "
-            "your SUBJECTS_DIR (one folder per PTID), or set freesurfer.mode: recon_all with data.bids_dir."
-        )
-    SUBJECTS_DIR = DATA["freesurfer_subjects_dir"]
-else:
-    if not DATA.get("bids_dir"):
-        raise WorkflowError(
-            "config: freesurfer.mode is 'recon_all' but data.bids_dir (the T1 images) is not set. Set it, or use "
-            "freesurfer.mode: precomputed with data.freesurfer_subjects_dir."
-        )
-    SUBJECTS_DIR = config["freesurfer"]["subjects_dir"]
-
-ALL_TARGETS += [
-    f"{IMAGING}/roi_index.tsv",
-    f"{IMAGING}/wholebrain_index.tsv",
-    f"{IMAGING}/qc/imaging_qc.tsv",
-    f"{IMAGING}/qc/roi_montage.png",
-]
+# Helpers (imaged_subjects, freesurfer_file, freesurfer_job_inputs, recon_all_command): rules/common.smk.
 
 
 if FS_MODE == "recon_all":
@@ -39,11 +10,11 @@ if FS_MODE == "recon_all":
     rule freesurfer_check:
         """Before any recon-all job: recon-all on PATH, FREESURFER_HOME, license (FS_LICENSE, then $FREESURFER_HOME/license.txt)."""
         output:
-            f"{IMAGING}/freesurfer_check.json",
+            R("freesurfer_check"),
         log:
-            "results/logs/imaging/freesurfer_check.log",
+            log_path("imaging", "freesurfer_check"),
         benchmark:
-            "results/benchmarks/imaging/freesurfer_check.tsv"
+            benchmark_path("imaging", "freesurfer_check")
         conda:
             conda_env("imaging")
         shell:
@@ -55,11 +26,9 @@ if FS_MODE == "recon_all":
         input:
             t1=lambda w: bids_t1w_path(Path(DATA["bids_dir"]), w.subject),
             # ancient: re-checking FreeSurfer later must not make every finished subject out of date.
-            check=ancient(f"{IMAGING}/freesurfer_check.json"),
+            check=ancient(R("freesurfer_check")),
         output:
             subject_dir=protected(directory(f"{SUBJECTS_DIR}/{{subject}}")),
-        wildcard_constraints:
-            subject=r"[^/]+",
         params:
             # recon-all -all -s {subject} -i {T1} -sd {SUBJECTS_DIR} [extra_args], paths made absolute
             # because recon-all changes directory while it runs.
@@ -71,9 +40,9 @@ if FS_MODE == "recon_all":
             mem_mb=config["freesurfer"]["mem_mb"],
             runtime=config["freesurfer"]["runtime_min"],
         log:
-            "results/logs/imaging/recon_all/{subject}.log",
+            log_path("imaging", "recon_all/{subject}"),
         benchmark:
-            "results/benchmarks/imaging/recon_all/{subject}.tsv"
+            benchmark_path("imaging", "recon_all/{subject}")
         shell:
             # A half-made subject folder (killed job) would make recon-all -i refuse or mix runs: start clean.
             "rm -rf {output.subject_dir:q} && {params.command:q} > {log:q} 2>&1"
@@ -89,10 +58,8 @@ rule roi_extract:
         ),
         rois=IMG["rois_table"],
     output:
-        npy=f"{IMAGING}/rois/{{subject}}.npy",
-        info=f"{IMAGING}/rois/{{subject}}.json",
-    wildcard_constraints:
-        subject=r"[^/]+",
+        npy=R("roi_patches"),
+        info=R("roi_sidecar"),
     params:
         aparc_aseg=lambda w: freesurfer_file(SUBJECTS_DIR, w.subject, "aparc+aseg.mgz"),
         intensity=lambda w: freesurfer_file(SUBJECTS_DIR, w.subject, IMG["intensity_image"]),
@@ -104,9 +71,9 @@ rule roi_extract:
     resources:
         mem_mb=2000,
     log:
-        "results/logs/imaging/roi_extract/{subject}.log",
+        log_path("imaging", "roi_extract/{subject}"),
     benchmark:
-        "results/benchmarks/imaging/roi_extract/{subject}.tsv"
+        benchmark_path("imaging", "roi_extract/{subject}")
     conda:
         conda_env("imaging")
     shell:
@@ -121,9 +88,7 @@ rule wholebrain:
     input:
         unpack(lambda w: freesurfer_job_inputs(SUBJECTS_DIR, w.subject, FS_MODE, [IMG["wholebrain"]["image"]])),
     output:
-        f"{IMAGING}/wholebrain/{{subject}}.npy",
-    wildcard_constraints:
-        subject=r"[^/]+",
+        R("wholebrain"),
     params:
         brain=lambda w: freesurfer_file(SUBJECTS_DIR, w.subject, IMG["wholebrain"]["image"]),
         shape=IMG["wholebrain"]["shape"],
@@ -131,9 +96,9 @@ rule wholebrain:
     resources:
         mem_mb=1000,
     log:
-        "results/logs/imaging/wholebrain/{subject}.log",
+        log_path("imaging", "wholebrain/{subject}"),
     benchmark:
-        "results/benchmarks/imaging/wholebrain/{subject}.tsv"
+        benchmark_path("imaging", "wholebrain/{subject}")
     conda:
         conda_env("imaging")
     shell:
@@ -146,23 +111,15 @@ rule roi_index:
     input:
         manifest=lambda w: checkpoints.manifest.get().output.manifest,
         rois=IMG["rois_table"],
-        npys=lambda w: expand(
-            f"{IMAGING}/rois/{{subject}}.npy",
-            subject=imaging_subjects(checkpoints.manifest.get().output.manifest, FS_MODE),
-        ),
-        infos=lambda w: expand(
-            f"{IMAGING}/rois/{{subject}}.json",
-            subject=imaging_subjects(checkpoints.manifest.get().output.manifest, FS_MODE),
-        ),
+        npys=lambda w: [R("roi_patches", subject=s) for s in imaged_subjects(w)],
+        infos=lambda w: [R("roi_sidecar", subject=s) for s in imaged_subjects(w)],
     output:
-        index=report(f"{IMAGING}/roi_index.tsv", category="Imaging", caption="../report/roi_index.rst"),
-        counts=report(
-            f"{IMAGING}/qc/roi_voxel_counts.tsv", category="Imaging", caption="../report/roi_voxel_counts.rst"
-        ),
+        index=report(R("roi_index"), category="Imaging", caption="../report/roi_index.rst"),
+        counts=report(R("roi_voxel_counts"), category="Imaging", caption="../report/roi_voxel_counts.rst"),
     log:
-        "results/logs/imaging/roi_index.log",
+        log_path("imaging", "roi_index"),
     benchmark:
-        "results/benchmarks/imaging/roi_index.tsv"
+        benchmark_path("imaging", "roi_index")
     conda:
         conda_env("imaging")
     shell:
@@ -174,50 +131,44 @@ rule wholebrain_index:
     """Every imaged subject's whole-brain array (Med3D input)."""
     input:
         manifest=lambda w: checkpoints.manifest.get().output.manifest,
-        volumes=lambda w: expand(
-            f"{IMAGING}/wholebrain/{{subject}}.npy",
-            subject=imaging_subjects(checkpoints.manifest.get().output.manifest, FS_MODE),
-        ),
+        volumes=lambda w: [R("wholebrain", subject=s) for s in imaged_subjects(w)],
     output:
-        report(f"{IMAGING}/wholebrain_index.tsv", category="Imaging", caption="../report/wholebrain_index.rst"),
+        report(R("wholebrain_index"), category="Imaging", caption="../report/wholebrain_index.rst"),
     log:
-        "results/logs/imaging/wholebrain_index.log",
+        log_path("imaging", "wholebrain_index"),
     benchmark:
-        "results/benchmarks/imaging/wholebrain_index.tsv"
+        benchmark_path("imaging", "wholebrain_index")
     conda:
         conda_env("imaging")
     shell:
-        "rgenima wholebrain-index --manifest {input.manifest:q} --volumes {input.volumes:q} --output {output:q} > {log:q} 2>&1"
+        "rgenima wholebrain-index --manifest {input.manifest:q} --volumes {input.volumes:q} --output {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule imaging_qc:
     """Flags subjects with many missing / implausibly small ROIs; mean voxels per ROI and stage."""
     input:
-        counts=f"{IMAGING}/qc/roi_voxel_counts.tsv",
-        manifest="results/cohort/manifest.tsv",
+        counts=R("roi_voxel_counts"),
+        manifest=R("manifest"),
         rois=IMG["rois_table"],
-        truth=[str(Path(config["synthetic"]["out_dir"]) / "truth.json")] if config["synthetic"]["enabled"] else [],
+        truth=[TRUTH] if SYNTHETIC else [],
     output:
-        qc=report(f"{IMAGING}/qc/imaging_qc.tsv", category="Imaging", caption="../report/imaging_qc.rst"),
-        by_stage=report(
-            f"{IMAGING}/qc/roi_voxels_by_stage.tsv", category="Imaging", caption="../report/roi_voxels_by_stage.rst"
-        ),
+        qc=report(R("imaging_qc"), category="Imaging", caption="../report/imaging_qc.rst"),
+        by_stage=report(R("roi_voxels_by_stage"), category="Imaging", caption="../report/roi_voxels_by_stage.rst"),
         planted=(
-            [report(f"{IMAGING}/qc/planted_atrophy.tsv", category="Imaging", caption="../report/planted_atrophy.rst")]
-            if config["synthetic"]["enabled"]
+            [report(R("planted_atrophy"), category="Imaging", caption="../report/planted_atrophy.rst")]
+            if SYNTHETIC
             else []
         ),
     params:
         small_fraction=IMG["qc"]["small_fraction"],
         max_missing=IMG["qc"]["max_missing"],
         max_small=IMG["qc"]["max_small"],
-        truth=lambda w, input: ["--truth", input.truth, "--planted-check", f"{IMAGING}/qc/planted_atrophy.tsv"]
-        if config["synthetic"]["enabled"]
-        else [],
+        truth=lambda w, input: ["--truth", input.truth, "--planted-check", R("planted_atrophy")] if SYNTHETIC else [],
     log:
-        "results/logs/imaging/imaging_qc.log",
+        log_path("imaging", "imaging_qc"),
     benchmark:
-        "results/benchmarks/imaging/imaging_qc.tsv"
+        benchmark_path("imaging", "imaging_qc")
     conda:
         conda_env("imaging")
     shell:
@@ -230,15 +181,15 @@ rule imaging_qc:
 rule roi_montage:
     """Montage of every ROI patch of a few subjects, for checking crops by eye."""
     input:
-        index=f"{IMAGING}/roi_index.tsv",
+        index=R("roi_index"),
     output:
-        report(f"{IMAGING}/qc/roi_montage.png", category="Imaging", caption="../report/roi_montage.rst"),
+        report(R("roi_montage"), category="Imaging", caption="../report/roi_montage.rst"),
     params:
         n=IMG["qc"]["montage_subjects"],
     log:
-        "results/logs/imaging/roi_montage.log",
+        log_path("imaging", "roi_montage"),
     benchmark:
-        "results/benchmarks/imaging/roi_montage.tsv"
+        benchmark_path("imaging", "roi_montage")
     conda:
         conda_env("imaging")
     shell:

@@ -1,31 +1,15 @@
 # R-GenIMA and the LLM rows of Table 1 (paper 4.2.2-4.2.3, 4.5.2): the base LLM per backbone,
 # fine-tuning of connector + LLM per (model, data configuration, fold), and prediction.
-#
-# Model IDs (as in the evaluation tables): "<backbone>" (LLM SNP-only), "<backbone>_med3d"
-# (LLM + Med3D) and "rgenima_<backbone>" (R-GenIMA: LLM + RiT). Which models run on which data
-# configuration follows the paper's Table 1.
-# Helper functions (llm_models, base_llm_path, embeddings_input, embeddings_arg, ...): rules/common.smk.
-
-LLM = config["llm"]
-LLM_DIR = "results/llm"
-TABLE1_LLM_VARIANTS = {"gene_only": ["snp"], "image_gene": ["med3d", "rit"], "mixture": ["med3d", "rit"]}
-
-LLM_RUNS = [(m, d) for d in DS["configs"] for m in llm_models(d)]
-
-ALL_TARGETS += [f"{LLM_DIR}/{m}/{d}/fold{k}/predictions.tsv" for m, d in LLM_RUNS for k in FOLDS]
-
-
-wildcard_constraints:
-    backbone="|".join(LLM["backbones"]),
-    model="|".join(sorted({m for m, _ in LLM_RUNS})),
+# Model IDs: rgenima_lib.model_ids; which models run on which data configuration (LLM_RUNS) and the
+# helpers (base_llm_path, embeddings_input, embeddings_arg): rules/common.smk.
 
 
 rule build_demo_llm:
     """A small random-init LLM of the backbone's architecture and a locally trained tokenizer (demo model)."""
     input:
-        gene_panel=config["genetics"]["gene_panel"],
+        gene_panel=GEN["gene_panel"],
     output:
-        directory(f"{LLM_DIR}/base/{{backbone}}"),
+        directory(R("demo_llm")),
     params:
         arch=lambda w: LLM["demo"]["arch"][w.backbone],
         size=[
@@ -35,9 +19,9 @@ rule build_demo_llm:
         ],
         seed=config["seed"],
     log:
-        f"results/logs/llm/build_demo_llm_{{backbone}}.log",
+        log_path("llm", "build_demo_llm_{backbone}"),
     benchmark:
-        f"results/benchmarks/llm/build_demo_llm_{{backbone}}.tsv"
+        benchmark_path("llm", "build_demo_llm_{backbone}")
     conda:
         conda_env("train")
     shell:
@@ -50,15 +34,15 @@ rule finetune:
     input:
         unpack(embeddings_input),
         base=lambda w: base_llm_path(llm_model_parts(w.model)[0]),
-        samples="results/datasets/{dconfig}/fold{k}/samples.tsv",
-        imputed="results/genetics/imputed/fold{k}.npz",
-        snps="results/genetics/snps.tsv",
+        samples=R("samples"),
+        imputed=R("imputed"),
+        snps=R("snps"),
         deepspeed=LLM["deepspeed_config"],
     output:
-        checkpoint=directory(f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/checkpoint"),
-        history=report(f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/history.tsv", category="R-GenIMA",
-                       subcategory="Fine-tuning loss", caption="../report/finetune_history.rst"),
-        summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/finetune.json",
+        checkpoint=directory(R("llm_checkpoint")),
+        history=report(R("llm_history"), category="R-GenIMA", subcategory="Fine-tuning loss",
+                       caption="../report/finetune_history.rst"),
+        summary=R("llm_finetune_summary"),
     params:
         embeddings=embeddings_arg,
         settings=settings_json(config["train"]),
@@ -69,9 +53,9 @@ rule finetune:
     resources:
         gpu=LLM["gpus_per_finetune"],
     log:
-        f"results/logs/llm/finetune_{{model}}_{{dconfig}}_fold{{k}}.log",
+        log_path("llm", "finetune_{model}_{dconfig}_fold{k}"),
     benchmark:
-        f"results/benchmarks/llm/finetune_{{model}}_{{dconfig}}_fold{{k}}.tsv"
+        benchmark_path("llm", "finetune_{model}_{dconfig}_fold{k}")
     conda:
         conda_env("train")
     shell:
@@ -93,12 +77,12 @@ rule predict:
     input:
         unpack(embeddings_input),
         checkpoint=rules.finetune.output.checkpoint,
-        samples="results/datasets/{dconfig}/fold{k}/samples.tsv",
-        imputed="results/genetics/imputed/fold{k}.npz",
-        snps="results/genetics/snps.tsv",
+        samples=R("samples"),
+        imputed=R("imputed"),
+        snps=R("snps"),
     output:
-        predictions=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/predictions.tsv",
-        summary=f"{LLM_DIR}/{{model}}/{{dconfig}}/fold{{k}}/predict.json",
+        predictions=R("llm_predictions"),
+        summary=R("llm_predict_summary"),
     params:
         embeddings=embeddings_arg,
         bf16=["--bf16"] if config["train"]["bf16"] else [],
@@ -106,9 +90,9 @@ rule predict:
     resources:
         gpu=LLM["gpus_per_predict"],
     log:
-        f"results/logs/llm/predict_{{model}}_{{dconfig}}_fold{{k}}.log",
+        log_path("llm", "predict_{model}_{dconfig}_fold{k}"),
     benchmark:
-        f"results/benchmarks/llm/predict_{{model}}_{{dconfig}}_fold{{k}}.tsv"
+        benchmark_path("llm", "predict_{model}_{dconfig}_fold{k}")
     conda:
         conda_env("train")
     shell:
