@@ -37,18 +37,24 @@ if config["synthetic"]["enabled"]:
 
 # A checkpoint: per-subject rules (imaging) learn the subjects from the manifest once it exists.
 checkpoint manifest:
-    """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability."""
+    """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability (what each image stage needs)."""
     input:
         clinical=DATA["clinical"],
         fam=DATA["genotypes"] + ".fam",
     output:
         manifest=report("results/cohort/manifest.tsv", category="Cohort", caption="../report/manifest.rst"),
         summary=report("results/cohort/manifest_summary.tsv", category="Cohort", caption="../report/manifest.rst"),
+        # subjects left out and why: IDs stay out of the log, users still can see which
+        excluded="results/cohort/manifest_excluded.tsv",
     params:
-        bids=f"--bids-dir {DATA['bids_dir']}" if DATA.get("bids_dir") else "",
-        freesurfer=(
-            f"--freesurfer-dir {DATA['freesurfer_subjects_dir']}" if DATA.get("freesurfer_subjects_dir") else ""
-        ),
+        # a list, so that {params.images:q} quotes each path
+        images=(["--bids-dir", DATA["bids_dir"]] if DATA.get("bids_dir") else [])
+        + (["--freesurfer-dir", DATA["freesurfer_subjects_dir"]] if DATA.get("freesurfer_subjects_dir") else []),
+        mode=config["freesurfer"]["mode"],
+        # the same keys rules roi_extract and wholebrain read: the manifest and the jobs agree on the files
+        intensity=config["imaging"]["intensity_image"],
+        wholebrain=config["imaging"]["wholebrain"]["image"],
+        id_pattern=config["cohort"]["subject_id_pattern"],
     log:
         "results/logs/manifest.log",
     benchmark:
@@ -56,5 +62,7 @@ checkpoint manifest:
     conda:
         conda_env("genetics")
     shell:
-        "rgenima manifest --clinical {input.clinical} --fam {input.fam} {params.bids} {params.freesurfer} "
-        "--output {output.manifest} --summary {output.summary} > {log} 2>&1"
+        "rgenima manifest --clinical {input.clinical:q} --fam {input.fam:q} {params.images:q} "
+        "--freesurfer-mode {params.mode:q} --intensity-image {params.intensity:q} "
+        "--wholebrain-image {params.wholebrain:q} --subject-id-pattern {params.id_pattern:q} "
+        "--output {output.manifest:q} --summary {output.summary:q} --excluded {output.excluded:q} > {log:q} 2>&1"
