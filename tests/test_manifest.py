@@ -240,7 +240,8 @@ def test_manifest_records_the_chosen_t1_and_counts(tmp_path, caplog):
     manifest, _, notes = build_manifest(read_clinical(tmp_path / "ADNIMERGE.csv"), None,
                                         bids_dir=tmp_path / "bids", freesurfer_dir=None)
     m = manifest.set_index("subject")
-    assert m["t1w"].tolist() == [str(baseline), str(tmp_path / "bids/sub-011S0003/ses-M006/anat/sub-011S0003_ses-M006_T1w.nii")]
+    later = tmp_path / "bids/sub-011S0003/ses-M006/anat/sub-011S0003_ses-M006_T1w.nii"
+    assert m["t1w"].tolist() == [str(baseline), str(later)]
     assert m["t1w_session"].tolist() == ["M000", "M006"] and m["t1w_candidates"].tolist() == [2, 1]
     assert m["has_image"].all()
     assert any(n.startswith("1 subject(s) have several T1w images") for n in notes)

@@ -90,7 +90,8 @@ def register(sub) -> None:
     p.add_argument("--wholebrain-image", default=DEFAULT_WHOLEBRAIN_IMAGE,
                    help=f"imaging.wholebrain.image, under <subject>/mri/ (default {DEFAULT_WHOLEBRAIN_IMAGE})")
     p.add_argument("--subject-id-pattern", default=DEFAULT_SUBJECT_ID_PATTERN,
-                   help=f"cohort.subject_id_pattern: regex every subject ID must match (default {DEFAULT_SUBJECT_ID_PATTERN})")
+                   help="cohort.subject_id_pattern: regular expression every subject ID must match "
+                        f"(default {DEFAULT_SUBJECT_ID_PATTERN})")
     p.add_argument("--output", required=True, help="manifest.tsv")
     p.add_argument("--summary", help="counts per stage (TSV)")
     p.add_argument("--excluded", help="subjects not in the manifest and why (TSV: subject, reason, has_genotype)")

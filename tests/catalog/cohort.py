@@ -66,7 +66,8 @@ def _fs_subject(fs: Path, ptid: str, files=("aparc+aseg.mgz", "norm.mgz", "brain
 # --- clinical ------------------------------------------------------------------------------------------------
 
 def unknown_dx_code(tmp: Path) -> Invocation:
-    command, outputs = _manifest(tmp, CLINICAL_HEADER + "2,011_S_0002,bl,CN,74.3,Male\n3,011_S_0003,bl,XYZ,70.1,Female\n")
+    command, outputs = _manifest(tmp, CLINICAL_HEADER + "2,011_S_0002,bl,CN,74.3,Male\n"
+                                 "3,011_S_0003,bl,XYZ,70.1,Female\n")
     return Invocation(command, outputs, message=["ADNIMERGE.csv", "011_S_0003", "'XYZ'", "Fix:"])
 
 
@@ -102,7 +103,8 @@ def two_blank_ptids(tmp: Path) -> Invocation:
 
 
 def viscode_upper_case(tmp: Path) -> Invocation:
-    text = CLINICAL_HEADER + "2,011_S_0002,BL,CN,74.3,Male\n3,011_S_0003,m00,AD,81.0,Female\n4,011_S_0003,M06,AD,81.5,Female\n"
+    text = (CLINICAL_HEADER + "2,011_S_0002,BL,CN,74.3,Male\n3,011_S_0003,m00,AD,81.0,Female\n"
+            "4,011_S_0003,M06,AD,81.5,Female\n")
     command, outputs = _manifest(tmp, text)
     return Invocation(command, outputs, exit_code=0,
                       check=_stages_are(tmp, {"011_S_0002": "NC", "011_S_0003": "AD"}))
@@ -259,7 +261,8 @@ def _status_is(tmp: Path, expected: dict[str, str], summary: dict[str, int] | No
 
 def t1_only_precomputed(tmp: Path) -> Invocation:
     command, outputs = _fs_manifest(tmp, t1_only=True)
-    return Invocation(command, outputs, exit_code=0, message=["1 subject(s) without image (precomputed mode): t1w_only"],
+    return Invocation(command, outputs, exit_code=0,
+                      message=["1 subject(s) without image (precomputed mode): t1w_only"],
                       check=_status_is(tmp, {"011_S_0002": "ok", "011_S_0003": "t1w_only"}, {"with_both": 1}))
 
 
