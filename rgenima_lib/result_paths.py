@@ -17,6 +17,7 @@ TEMPLATES: dict[str, str] = {
     # cohort
     "manifest": "cohort/manifest.tsv",
     "manifest_summary": "cohort/manifest_summary.tsv",
+    "manifest_excluded": "cohort/manifest_excluded.tsv",
     # genetics
     "panel_trio": "genetics/panel/panel",  # PLINK prefix
     "panel_variants": "genetics/panel/panel_variants.tsv",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 
+from rgenima_lib.cohort.layout import DEFAULT_INTENSITY_IMAGE, DEFAULT_SUBJECT_ID_PATTERN, DEFAULT_WHOLEBRAIN_IMAGE
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import load_settings
 
@@ -31,33 +33,38 @@ def cmd_synth_cohort(args: argparse.Namespace) -> None:
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
-    import pandas as pd
-
+    from rgenima_lib.cohort.clinical import read_clinical
     from rgenima_lib.cohort.manifest import build_manifest, manifest_summary, read_fam
-    from rgenima_lib.io import write_tsv
+    from rgenima_lib.io import atomic_output, write_tsv
 
-    if not Path(args.clinical).is_file():
-        raise InputDataError("clinical table not found.", path=args.clinical,
-                             fix="set data.clinical in the config to your ADNIMERGE.csv export.")
-    clinical = pd.read_csv(args.clinical, dtype={"PTID": str, "VISCODE": str, "DX_bl": str}, low_memory=False)
+    clinical = read_clinical(args.clinical)
     fam = None
     if args.fam:
         if not Path(args.fam).is_file():
             raise InputDataError(".fam file not found.", path=args.fam,
                                  fix="set data.genotypes to the PLINK prefix of your genotype files.")
         fam = read_fam(args.fam)
-    manifest, notes = build_manifest(
+    manifest, excluded, notes = build_manifest(
         clinical, fam, bids_dir=Path(args.bids_dir) if args.bids_dir else None,
         freesurfer_dir=Path(args.freesurfer_dir) if args.freesurfer_dir else None,
+        freesurfer_mode=args.freesurfer_mode, intensity_image=args.intensity_image,
+        wholebrain_image=args.wholebrain_image, subject_id_pattern=args.subject_id_pattern,
         clinical_path=args.clinical, fam_path=args.fam or ".fam")
+    # Counts only: no subject ID beyond the manifest goes to the log (the IDs are in --excluded).
     for note in notes:
         log.warning("%s", note)
     summary = manifest_summary(manifest)
-    write_tsv(manifest, args.output)
-    if args.summary:
-        write_tsv(summary, args.summary)
-    log.info("manifest: %d subjects, %d excluded -> %s\n%s", len(manifest), len(notes), args.output,
-             summary.to_string(index=False))
+    outputs = [args.output, *([args.summary] if args.summary else []), *([args.excluded] if args.excluded else [])]
+    # All outputs or none: a refused write of the last must not leave the first behind.
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_output(path)) for path in outputs]
+        write_tsv(manifest, tmps[0])
+        if args.summary:
+            write_tsv(summary, tmps[1])
+        if args.excluded:
+            write_tsv(excluded, tmps[-1])
+    log.info("manifest: %d subjects, %d excluded%s -> %s\n%s", len(manifest), len(excluded),
+             f" (listed in {args.excluded})" if args.excluded else "", args.output, summary.to_string(index=False))
 
 
 def register(sub) -> None:
@@ -72,10 +79,20 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_synth_cohort)
 
     p = sub.add_parser("manifest", help="one row per subject: stage, genotype and image availability")
-    p.add_argument("--clinical", required=True, help="ADNIMERGE-style CSV")
+    p.add_argument("--clinical", required=True, help="ADNIMERGE-style CSV (UTF-8, UTF-8 with BOM, cp1252 or latin-1)")
     p.add_argument("--fam", help="PLINK .fam of the genotypes")
-    p.add_argument("--bids-dir", help="BIDS root with sub-*/anat/*_T1w.nii.gz")
+    p.add_argument("--bids-dir", help="BIDS root: sub-<label>[/ses-<s>]/anat/*_T1w.nii[.gz] (docs/inputs.md)")
     p.add_argument("--freesurfer-dir", help="FreeSurfer SUBJECTS_DIR, one folder per PTID")
+    p.add_argument("--freesurfer-mode", choices=["precomputed", "recon_all"],
+                   help="freesurfer.mode (default: precomputed with --freesurfer-dir, else recon_all)")
+    p.add_argument("--intensity-image", default=DEFAULT_INTENSITY_IMAGE,
+                   help=f"imaging.intensity_image, under <subject>/mri/ (default {DEFAULT_INTENSITY_IMAGE})")
+    p.add_argument("--wholebrain-image", default=DEFAULT_WHOLEBRAIN_IMAGE,
+                   help=f"imaging.wholebrain.image, under <subject>/mri/ (default {DEFAULT_WHOLEBRAIN_IMAGE})")
+    p.add_argument("--subject-id-pattern", default=DEFAULT_SUBJECT_ID_PATTERN,
+                   help="cohort.subject_id_pattern: regular expression every subject ID must match "
+                        f"(default {DEFAULT_SUBJECT_ID_PATTERN})")
     p.add_argument("--output", required=True, help="manifest.tsv")
     p.add_argument("--summary", help="counts per stage (TSV)")
+    p.add_argument("--excluded", help="subjects not in the manifest and why (TSV: subject, reason, has_genotype)")
     p.set_defaults(func=cmd_manifest)

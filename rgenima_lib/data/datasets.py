@@ -76,7 +76,9 @@ def augmented_samples(subjects: pd.DataFrame, config: str, n_permutations: int, 
     Parameters
     ----------
     subjects : DataFrame
-        Rows of ``folds.tsv`` (subject, stage, has_genotype, has_image).
+        Rows of ``folds.tsv`` (subject, stage, has_genotype, has_image); paired
+        (image-gene) samples are made for ``has_image`` subjects only, those with
+        ROI patches and a whole-brain input (the manifest's definition).
     config : {'gene_only', 'image_gene', 'mixture'}
     n_permutations : int
         K gene-order permutations per subject and view (paper: ~30, from

@@ -60,6 +60,10 @@ def make_subject_folds(manifest: pd.DataFrame, n_folds: int, seed: int) -> tuple
     ----------
     manifest : DataFrame
         ``results/cohort/manifest.tsv`` (subject, stage, has_genotype, has_image).
+        ``has_image`` is the manifest's "enters the image-gene configurations"
+        flag (ROI patches and whole-brain input both exist, in the run's
+        FreeSurfer mode); a subject with only a T1 in precomputed mode has
+        ``has_image`` false and is gene-only here.
     n_folds : int
         K (paper: not stated; default 5).
     seed : int

@@ -10,14 +10,21 @@ from rgenima_lib.io import read_tsv
 
 
 def imaging_subjects(manifest: pd.DataFrame | str | Path, mode: str) -> list[str]:
-    """Manifest subjects with an image usable in this FreeSurfer mode, in manifest order.
+    """Manifest subjects whose imaging jobs run in this FreeSurfer mode, in manifest order.
+
+    The manifest decides (``rgenima_lib.cohort.manifest``): ``has_image`` is true
+    when both the ROI patches (RiT) and the whole-brain input (Med3D) can be
+    made, so rules roi_extract and wholebrain get the same subjects, and
+    exactly those enter the image-gene data sets (``has_image`` of folds.tsv).
+    The mode's own input is required as well, so a manifest built for the
+    other mode never sends a subject without its files to a job.
 
     Parameters
     ----------
     manifest : DataFrame or path of manifest.tsv
         Columns subject, has_image, has_freesurfer, has_t1w.
     mode : {"precomputed", "recon_all"}
-        precomputed needs the subject's FreeSurfer folder, recon_all its T1.
+        precomputed needs the subject's complete FreeSurfer folder, recon_all its T1.
 
     Returns
     -------

@@ -35,16 +35,24 @@ if SYNTHETIC:
 
 # A checkpoint: per-subject rules (imaging) learn the subjects from the manifest once it exists.
 checkpoint manifest:
-    """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability."""
+    """One row per subject: stage (NC/SMC/MCI/AD), genotype and image availability (what each image stage needs)."""
     input:
         clinical=DATA["clinical"],
         fam=DATA["genotypes"] + ".fam",
     output:
         manifest=report(R("manifest"), category="Cohort", caption="../report/manifest.rst"),
         summary=report(R("manifest_summary"), category="Cohort", caption="../report/manifest.rst"),
+        # subjects left out and why: IDs stay out of the log, users still can see which
+        excluded=R("manifest_excluded"),
     params:
-        bids=["--bids-dir", DATA["bids_dir"]] if DATA.get("bids_dir") else [],
-        freesurfer=["--freesurfer-dir", DATA["freesurfer_subjects_dir"]] if DATA.get("freesurfer_subjects_dir") else [],
+        # a list, so that {params.images:q} quotes each path
+        images=(["--bids-dir", DATA["bids_dir"]] if DATA.get("bids_dir") else [])
+        + (["--freesurfer-dir", DATA["freesurfer_subjects_dir"]] if DATA.get("freesurfer_subjects_dir") else []),
+        mode=FS_MODE,
+        # the same keys rules roi_extract and wholebrain read: the manifest and the jobs agree on the files
+        intensity=IMG["intensity_image"],
+        wholebrain=IMG["wholebrain"]["image"],
+        id_pattern=config["cohort"]["subject_id_pattern"],
     log:
         log_path("", "manifest"),
     benchmark:
@@ -52,5 +60,7 @@ checkpoint manifest:
     conda:
         conda_env("genetics")
     shell:
-        "rgenima manifest --clinical {input.clinical:q} --fam {input.fam:q} {params.bids:q} {params.freesurfer:q} "
-        "--output {output.manifest:q} --summary {output.summary:q} > {log:q} 2>&1"
+        "rgenima manifest --clinical {input.clinical:q} --fam {input.fam:q} {params.images:q} "
+        "--freesurfer-mode {params.mode:q} --intensity-image {params.intensity:q} "
+        "--wholebrain-image {params.wholebrain:q} --subject-id-pattern {params.id_pattern:q} "
+        "--output {output.manifest:q} --summary {output.summary:q} --excluded {output.excluded:q} > {log:q} 2>&1"
