@@ -46,14 +46,16 @@ def cmd_roi_extract(args: argparse.Namespace) -> None:
     import time
 
     from rgenima_lib.imaging.roi_extract import write_roi_patches
-    from rgenima_lib.imaging.volumes import align_labels, check_intensity, check_labels, load_volume
+    from rgenima_lib.imaging.volumes import (align_labels, check_intensity, check_labels, check_parcellation,
+                                             load_volume)
 
     start = time.perf_counter()
     rois = _rois(args.rois, args.n_rois)
     intensity_vol = load_volume(args.intensity, args.subject)
     labels_vol = load_volume(args.aparc_aseg, args.subject)
     intensity = check_intensity(intensity_vol, args.subject)
-    check_labels(labels_vol, args.subject)
+    # Which parcellation it is, before the grids: an aseg on another grid is first of all the wrong file.
+    check_parcellation(labels_vol, check_labels(labels_vol, args.subject), rois["label_id"], args.subject)
     labels_vol, resampled = align_labels(labels_vol, intensity_vol, args.subject, args.grid_mismatch)
     labels = check_labels(labels_vol, args.subject)
     if resampled:
