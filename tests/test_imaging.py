@@ -211,7 +211,7 @@ def test_no_known_labels_refused(fs_subject, capsys):
     labels[5:20, 5:20, 5:20] = 3  # aseg's Left-Cerebral-Cortex: not an aparc+aseg ROI
     nib.save(nib.MGHImage(labels, np.eye(4)), mri / "aseg.mgz")
     out, args = roi_extract_args(tmp_path, mri, labels="aseg.mgz")
-    _assert_refused(capsys, args, out, "aseg.mgz", "aseg only: no cortical labels (1 labels, 3-3)")
+    _assert_refused(capsys, args, out, "aseg.mgz", "aseg only: no cortical labels; it holds 1 labels from 3 to 3")
 
 
 def test_no_table_label_refused_when_table_is_subcortical(fs_subject, capsys):
@@ -375,7 +375,7 @@ def test_realistic_label_sets_match_the_colour_table():
 def test_check_parcellation_messages(tmp_path):
     cat = _catalog()
     table = cat.roi_label_ids()
-    for labels, words in ((cat.aseg_labels(), "aseg only: no cortical labels (43 labels, 2-255)"),
+    for labels, words in ((cat.aseg_labels(), "aseg only: no cortical labels; it holds 43 labels from 2 to 255"),
                           (cat.a2009s_labels(), "Destrieux aparc.a2009s+aseg"),
                           ([v for v in table if v not in volumes.DKT_REMOVED], "DKT aparc.DKTatlas+aseg")):
         vol = volumes.Volume(cat.label_volume(labels), np.eye(4), tmp_path / "aparc+aseg.mgz")

@@ -256,8 +256,8 @@ def check_parcellation(vol: Volume, labels: np.ndarray, roi_label_ids, subject: 
         return kind
     found = present_labels(labels)
     raise InputDataError(
-        f"not an aparc+aseg label image: it looks like {PARCELLATION_NAMES[kind]} ({found.size} labels, "
-        f"{found.min()}-{found.max()}); the ROI table needs the Desikan cortical labels 1000-2035.",
+        f"not an aparc+aseg label image: it looks like {PARCELLATION_NAMES[kind]}; it holds {found.size} labels "
+        f"from {found.min()} to {found.max()}, and the ROI table needs the Desikan cortical labels 1000-2035.",
         path=vol.path, subject=subject, fix=fix)
 
 
