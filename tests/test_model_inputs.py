@@ -106,6 +106,7 @@ def test_backbone_without_demo_arch_is_named():
     message = backbone_config_error(llm)
     assert message.startswith("config: backbone(s) mistral of llm.backbones have no model_path")
     assert "llm.demo.arch.<name>" in message and "qwen2, llama" in message
+    assert "llm.demo.arch: {qwen: qwen2, mistral: qwen2}" in message
     with pytest.raises(ValueError, match="backbone\\(s\\) mistral"):
         demo_arch(llm, "mistral")
     assert demo_arch(llm, "qwen") == "qwen2"

@@ -30,9 +30,11 @@ def backbone_config_error(llm: dict) -> str | None:
         return None  # every backbone has weights, or the missing model_path is reported by base_llm_path
     unknown = [name for name in unbuilt if name not in arch]
     if unknown:
+        # The config's arch map replaces the default one whole, so the example lists every demo backbone.
+        example = ", ".join(f"{name}: {arch.get(name, DEMO_ARCHS[0])}" for name in unbuilt)
         return (f"config: backbone(s) {', '.join(unknown)} of llm.backbones have no model_path and no demo "
                 f"architecture: set llm.demo.arch.<name> to one of {', '.join(DEMO_ARCHS)} (e.g. "
-                f"llm.demo.arch: {{{unknown[0]}: qwen2}}), or llm.backbones.{unknown[0]}.model_path to a local "
+                f"llm.demo.arch: {{{example}}}), or llm.backbones.{unknown[0]}.model_path to a local "
                 "Hugging Face model folder.")
     return None
 
