@@ -51,3 +51,23 @@ def test_workflow_is_lint_clean(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout
     assert "Lints for" not in proc.stdout
+
+
+def test_numeric_bounds_the_code_needs_are_checked_by_the_schema(tmp_path):
+    # A negative learning rate used to pass validation and stop the job inside AdamW.
+    work = make_workdir(tmp_path)
+    bad = work / "config" / "bad.yaml"
+    bad.write_text("encoders:\n  rit:\n    train: {lr: -1.0e-4, epochs: 3}\n")
+    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    assert proc.returncode != 0
+    assert "-0.0001 is less than or equal to the minimum of 0" in proc.stdout
+    assert "On instance['encoders']['rit']['train']['lr']" in proc.stdout
+
+
+def test_misspelled_encoder_training_key_is_named(tmp_path):
+    work = make_workdir(tmp_path)
+    bad = work / "config" / "bad.yaml"
+    bad.write_text("encoders:\n  med3d:\n    train: {learning_rate: 0.001}\n")
+    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    assert proc.returncode != 0
+    assert "'learning_rate' was unexpected" in proc.stdout

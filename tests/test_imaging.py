@@ -14,7 +14,7 @@ import pytest
 
 from rgenima_lib.cli import main as rgenima
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.imaging import freesurfer, qc
+from rgenima_lib.imaging import freesurfer, qc, volumes
 from rgenima_lib.imaging.resample import linear_weights, resize_naive, resize_trilinear
 from rgenima_lib.imaging.roi_extract import extract_roi_patches, label_boxes, open_roi_patches, write_roi_patches
 from rgenima_lib.imaging.wholebrain import wholebrain_volume
@@ -186,10 +186,11 @@ def test_grid_mismatch_refused_then_resampled(fs_subject, capsys):
 
 def test_grid_shape_mismatch_refused(fs_subject, capsys):
     tmp_path, mri = fs_subject
-    labels = np.asarray(nib.load(mri / "aparc+aseg.mgz").dataobj)[:, :, :30]
+    labels = np.asarray(nib.load(mri / "aparc+aseg.mgz").dataobj)[:, :, :34]
     nib.save(nib.MGHImage(np.ascontiguousarray(labels), np.eye(4)), mri / "small.mgz")
     out, args = roi_extract_args(tmp_path, mri, labels="small.mgz")
-    _assert_refused(capsys, args, out, "small.mgz", "(40, 44, 30)")
+    _assert_refused(capsys, args, out, "small.mgz", "shape (40, 44, 34), affine [1 0 0 0; 0 1 0 0; 0 0 1 0]",
+                    f"intensity image {mri / 'norm.mgz'} (shape (40, 44, 36)")
 
 
 @pytest.mark.parametrize("kind", ["nan", "zero"])
@@ -210,7 +211,19 @@ def test_no_known_labels_refused(fs_subject, capsys):
     labels[5:20, 5:20, 5:20] = 3  # aseg's Left-Cerebral-Cortex: not an aparc+aseg ROI
     nib.save(nib.MGHImage(labels, np.eye(4)), mri / "aseg.mgz")
     out, args = roi_extract_args(tmp_path, mri, labels="aseg.mgz")
-    _assert_refused(capsys, args, out, "aseg.mgz", "none of the 4 ROI labels")
+    _assert_refused(capsys, args, out, "aseg.mgz", "aseg only: no cortical labels; it holds 1 labels from 3 to 3")
+
+
+def test_no_table_label_refused_when_table_is_subcortical(fs_subject, capsys):
+    # A subcortical-only ROI table accepts an aseg, but still refuses a label image without any of its labels.
+    tmp_path, mri = fs_subject
+    rois_table().iloc[:1].to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
+    labels = np.zeros((40, 44, 36), np.int32)
+    labels[5:20, 5:20, 5:20] = 3
+    nib.save(nib.MGHImage(labels, np.eye(4)), mri / "aseg.mgz")
+    out, args = roi_extract_args(tmp_path, mri, labels="aseg.mgz")
+    args[args.index("--n-rois") + 1] = "1"
+    _assert_refused(capsys, args, out, "aseg.mgz", "none of the 1 ROI labels")
 
 
 def test_truncated_mgz_refused(fs_subject, capsys):
@@ -325,3 +338,80 @@ def test_imaging_subjects_per_mode():
     assert freesurfer_job_inputs("fs", "a", "precomputed", ["aparc+aseg.mgz", "norm.mgz"]) == \
         {"aparc_aseg": "fs/a/mri/aparc+aseg.mgz", "norm": "fs/a/mri/norm.mgz"}
     assert freesurfer_job_inputs("fs", "a", "recon_all", ["norm.mgz"]) == {"subject_dir": "fs/a"}
+
+
+# --- which parcellation a label image is -----------------------------------------------------------
+
+def _catalog():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from catalog import imaging as cat
+
+    return cat
+
+
+@pytest.mark.parametrize("kind", ["aparc+aseg", "aseg", "aparc.a2009s+aseg", "aparc.a2005s+aseg",
+                                  "aparc.DKTatlas+aseg", "empty"])
+def test_identify_parcellation(kind):
+    cat = _catalog()
+    labels = {"aparc+aseg": cat.aparc_aseg_labels(), "aseg": cat.aseg_labels(), "aparc.a2009s+aseg": cat.a2009s_labels(),
+              "aparc.a2005s+aseg": sorted({v for v in cat.aseg_labels()} | set(cat.lut_labels(1101, 1182))),
+              "aparc.DKTatlas+aseg": [v for v in cat.aparc_aseg_labels() if v not in volumes.DKT_REMOVED],
+              "empty": []}[kind]
+    vol = cat.label_volume(labels)
+    assert volumes.present_labels(vol).tolist() == sorted(labels)
+    assert volumes.identify_parcellation(vol) == kind
+
+
+def test_realistic_label_sets_match_the_colour_table():
+    cat = _catalog()
+    # aseg.mgz: 41 subcortical ROI labels of the table + the two cerebral cortex labels.
+    assert len(cat.aseg_labels()) == 43 and {3, 42} <= set(cat.aseg_labels())
+    a2009s = cat.a2009s_labels()
+    assert sum(11101 <= v <= 11175 for v in a2009s) == 75 and sum(12101 <= v <= 12175 for v in a2009s) == 75
+
+
+def test_check_parcellation_messages(tmp_path):
+    cat = _catalog()
+    table = cat.roi_label_ids()
+    for labels, words in ((cat.aseg_labels(), "aseg only: no cortical labels; it holds 43 labels from 2 to 255"),
+                          (cat.a2009s_labels(), "Destrieux aparc.a2009s+aseg"),
+                          ([v for v in table if v not in volumes.DKT_REMOVED], "DKT aparc.DKTatlas+aseg")):
+        vol = volumes.Volume(cat.label_volume(labels), np.eye(4), tmp_path / "aparc+aseg.mgz")
+        with pytest.raises(InputDataError) as err:
+            volumes.check_parcellation(vol, vol.data, table, SUBJECT)
+        text = str(err.value)
+        assert text.startswith(f"{tmp_path / 'aparc+aseg.mgz'}: subject {SUBJECT}: not an aparc+aseg label image")
+        assert words in text and "Fix: give FreeSurfer's mri/aparc+aseg.mgz of this subject" in text
+    good = volumes.Volume(cat.label_volume(table), np.eye(4), tmp_path / "aparc+aseg.mgz")
+    assert volumes.check_parcellation(good, good.data, table, SUBJECT) == "aparc+aseg"
+    # A table without the DKT-removed parcels takes a DKT parcellation; a subcortical table an aseg.
+    dkt_table = [v for v in table if v not in volumes.DKT_REMOVED]
+    dkt = volumes.Volume(cat.label_volume(dkt_table), np.eye(4), tmp_path / "dkt.mgz")
+    assert volumes.check_parcellation(dkt, dkt.data, dkt_table, SUBJECT) == "aparc.DKTatlas+aseg"
+    aseg = volumes.Volume(cat.label_volume(cat.aseg_labels()), np.eye(4), tmp_path / "aseg.mgz")
+    assert volumes.check_parcellation(aseg, aseg.data, [17, 53], SUBJECT) == "aseg"
+
+
+def test_float_labels_whole_numbers_kept_fractions_refused(tmp_path):
+    data = np.zeros((4, 4, 4), np.float32)
+    data[1, 1, 1], data[2, 2, 2] = 1001.0, 17.0
+    kept = volumes.check_labels(volumes.Volume(data, np.eye(4), tmp_path / "l.mgz"), SUBJECT)
+    assert kept.dtype == np.int32 and kept[1, 1, 1] == 1001 and kept.sum() == 1018
+    data[3, 3, 3] = 0.5
+    with pytest.raises(InputDataError, match=r"non-integer values \(1 voxels, e.g. 0.5; dtype float32\)"):
+        volumes.check_labels(volumes.Volume(data, np.eye(4), tmp_path / "l.mgz"), SUBJECT)
+
+
+def test_nearest_resampling_keeps_edge_voxels():
+    # 2 mm labels over a 1 mm grid, each label voxel covering two target voxels per axis: the outer
+    # target voxels lie in the outer half of the edge label voxels and must keep their label.
+    labels = np.arange(1, 28, dtype=np.int32).reshape(3, 3, 3)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = 0.5
+    out = volumes.resample_labels_nearest(volumes.Volume(labels, affine, Path("l.mgz")),
+                                          volumes.Volume(np.zeros((7, 6, 6)), np.eye(4), Path("i.mgz")))
+    expected = np.zeros((7, 6, 6), np.int32)
+    expected[:6] = labels.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+    assert np.array_equal(out.data, expected)  # row 6 lies beyond the field of view: 0

@@ -152,18 +152,39 @@ def write_dump(path: str | Path, dump: AttentionDump) -> None:
 
 
 def read_dump(path: str | Path) -> AttentionDump:
-    """Read one dump written by :func:`write_dump`."""
+    """Read one dump written by :func:`write_dump`.
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or damaged file (not a zip, a member that does not decompress,
+        arrays that disagree); the fix: delete it so that rule ``attribute`` rebuilds it.
+    """
+    import zipfile
+    import zlib
+
     path = Path(path)
+    # Snakemake reruns a job only when its output is missing: a damaged dump must be deleted to be rebuilt.
+    fix = f"delete it (rm '{path}') and rerun the workflow: rule attribute rebuilds it."
     if not path.is_file():
-        raise InputDataError("attention dump not found.", path=path, fix="run the `attribute` rule for it.")
-    with np.load(path, allow_pickle=False) as data:
-        if "meta" not in data.files:
-            raise InputDataError("not an attention dump (no meta).", path=path, fix="rerun `rgenima attribute`.")
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != DUMP_FORMAT:
-            raise InputDataError(f"not a {DUMP_FORMAT} file ({meta.get('format')!r}).", path=path,
-                                 fix="rerun `rgenima attribute`.")
-        return AttentionDump(**{k: data[k] for k in _ARRAYS}, meta=meta)
+        raise InputDataError("attention dump not found.", path=path, fix="rerun the workflow: rule attribute writes it.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise InputDataError("not an attention dump (no meta).", path=path, fix=fix)
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != DUMP_FORMAT:
+                raise InputDataError(f"not a {DUMP_FORMAT} file ({meta.get('format')!r}).", path=path, fix=fix)
+            missing = [k for k in _ARRAYS if k not in data.files]
+            if missing:
+                raise InputDataError(f"attention dump lacks {', '.join(missing)}.", path=path, fix=fix)
+            return AttentionDump(**{k: data[k] for k in _ARRAYS}, meta=meta)
+    except InputDataError:
+        raise
+    # A truncated .npz is a zip without its central directory (BadZipFile); a damaged member fails to
+    # inflate (zlib.error, EOFError) or to parse (ValueError, also AttentionDump's shape check).
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        raise InputDataError(f"damaged attention dump ({type(exc).__name__}: {exc}).", path=path, fix=fix) from exc
 
 
 def concat_dumps(dumps: Sequence[AttentionDump]) -> AttentionDump:

@@ -46,14 +46,16 @@ def cmd_roi_extract(args: argparse.Namespace) -> None:
     import time
 
     from rgenima_lib.imaging.roi_extract import write_roi_patches
-    from rgenima_lib.imaging.volumes import align_labels, check_intensity, check_labels, load_volume
+    from rgenima_lib.imaging.volumes import (align_labels, check_intensity, check_labels, check_parcellation,
+                                             load_volume)
 
     start = time.perf_counter()
     rois = _rois(args.rois, args.n_rois)
     intensity_vol = load_volume(args.intensity, args.subject)
     labels_vol = load_volume(args.aparc_aseg, args.subject)
     intensity = check_intensity(intensity_vol, args.subject)
-    check_labels(labels_vol, args.subject)
+    # Which parcellation it is, before the grids: an aseg on another grid is first of all the wrong file.
+    check_parcellation(labels_vol, check_labels(labels_vol, args.subject), rois["label_id"], args.subject)
     labels_vol, resampled = align_labels(labels_vol, intensity_vol, args.subject, args.grid_mismatch)
     labels = check_labels(labels_vol, args.subject)
     if resampled:
@@ -87,6 +89,7 @@ def cmd_roi_index(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from rgenima_lib.imaging.qc import read_roi_info, voxel_count_table
+    from rgenima_lib.imaging.roi_extract import check_roi_file
     from rgenima_lib.io import write_tsv
 
     rois = _rois(args.rois, None)
@@ -95,11 +98,13 @@ def cmd_roi_index(args: argparse.Namespace) -> None:
     for info_path in tqdm(args.infos, desc="roi index", unit="subject", disable=None):
         info = read_roi_info(info_path)
         npy = Path(info_path).with_suffix(".npy")
+        # Every patch file is checked against its sidecar here, once, so a truncated file stops the run
+        # with the file to delete instead of failing later inside RiT training.
+        size = check_roi_file(npy, info, info_path)
         infos.append(info)
         rows.append({"subject": info["subject"], "stage": stages.get(info["subject"], ""), "rois": str(npy),
                      "info": str(info_path), "roi_size": info["roi_size"], "n_present": info["n_present"],
-                     "n_missing": len(info["presence"]) - info["n_present"],
-                     "bytes": npy.stat().st_size if npy.exists() else -1})
+                     "n_missing": len(info["presence"]) - info["n_present"], "bytes": size})
     index = pd.DataFrame(rows, columns=["subject", "stage", "rois", "info", "roi_size", "n_present", "n_missing",
                                         "bytes"]).sort_values("subject", kind="stable")
     write_tsv(index, args.output)
@@ -108,9 +113,9 @@ def cmd_roi_index(args: argparse.Namespace) -> None:
 
 
 def cmd_wholebrain_index(args: argparse.Namespace) -> None:
-    import numpy as np
     import pandas as pd
 
+    from rgenima_lib.imaging.wholebrain import open_wholebrain
     from rgenima_lib.io import write_tsv
 
     from tqdm.auto import tqdm
@@ -119,7 +124,7 @@ def cmd_wholebrain_index(args: argparse.Namespace) -> None:
     rows = []
     for path in tqdm(args.volumes, desc="whole-brain index", unit="subject", disable=None):
         subject = Path(path).stem
-        shape = np.load(path, mmap_mode="r").shape
+        shape = open_wholebrain(path, subject=subject).shape
         rows.append({"subject": subject, "stage": stages.get(subject, ""), "wholebrain": str(path),
                      "shape": "x".join(map(str, shape)), "bytes": Path(path).stat().st_size})
     table = pd.DataFrame(rows, columns=["subject", "stage", "wholebrain", "shape", "bytes"])
@@ -156,11 +161,9 @@ def cmd_imaging_qc(args: argparse.Namespace) -> None:
 
 
 def cmd_roi_montage(args: argparse.Namespace) -> None:
-    import json
-
     import numpy as np
 
-    from rgenima_lib.imaging.qc import roi_montage
+    from rgenima_lib.imaging.qc import read_roi_info, roi_montage
     from rgenima_lib.imaging.roi_extract import open_roi_patches
     from rgenima_lib.io import read_tsv
 
@@ -173,10 +176,10 @@ def cmd_roi_montage(args: argparse.Namespace) -> None:
     panels, names = [], None
     for i in picked:
         row = index.loc[i]
-        info = json.loads(Path(row["info"]).read_text())
+        info = read_roi_info(row["info"])
         names = info["names"]
         panels.append((f"{row['subject']} ({row['stage']}), {info['n_present']}/{len(names)} ROIs",
-                       open_roi_patches(row["rois"]), np.asarray(info["presence"])))
+                       open_roi_patches(row["rois"], subject=str(row["subject"])), np.asarray(info["presence"])))
     if not panels:
         raise InputDataError("the ROI index lists no subject.", path=args.index,
                              fix="check that the manifest has subjects with has_image.")

@@ -22,9 +22,36 @@ from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
 
 
+#: Sidecar fields every reader relies on.
+ROI_INFO_KEYS = ("subject", "shape", "roi_size", "presence", "n_present", "voxel_counts", "label_ids")
+
+
 def read_roi_info(path: str | Path) -> dict:
-    """A subject's ROI sidecar (JSON written by ``write_roi_patches``)."""
-    return json.loads(Path(path).read_text())
+    """A subject's ROI sidecar (JSON written by ``write_roi_patches``).
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or damaged file, or one without the fields the readers use
+        (fix: delete it and its patches so that rule roi_extract rebuilds them).
+    """
+    from rgenima_lib.imaging.roi_extract import rebuild_fix
+
+    path = Path(path)
+    npy = path.with_suffix(".npy")
+    if not path.is_file():
+        raise InputDataError("ROI sidecar not found.", path=path, subject=path.stem,
+                             fix="rerun the workflow: rule roi_extract writes it.")
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"ROI sidecar is not valid JSON (truncated or damaged: {exc}).", path=path,
+                             subject=path.stem, fix=rebuild_fix("roi_extract", path, npy)) from exc
+    missing = [k for k in ROI_INFO_KEYS if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise InputDataError(f"ROI sidecar lacks {', '.join(missing)}.", path=path, subject=path.stem,
+                             fix=rebuild_fix("roi_extract", path, npy))
+    return info
 
 
 def voxel_count_table(infos: Sequence[dict], rois: pd.DataFrame) -> pd.DataFrame:

@@ -250,16 +250,131 @@ def write_roi_patches(npy_path: str | Path, info_path: str | Path, intensity: np
     return result
 
 
-def open_roi_patches(npy_path: str | Path) -> np.ndarray:
+def rebuild_fix(rule: str, *paths: str | Path) -> str:
+    """The fix of a corrupt cached file: delete it (and its companions), then let Snakemake remake it.
+
+    Snakemake reruns a job only when its output is missing or older than its inputs, so a
+    damaged file that exists would be read again on the next run: deleting it is what
+    makes ``rule`` run again, for this file alone.
+    """
+    quoted = " ".join(f"'{p}'" for p in paths)
+    return f"delete it (rm {quoted}) and rerun the workflow: rule {rule} rebuilds it."
+
+
+def npy_layout(path: str | Path, *, subject: str | None = None, rule: str,
+               companions: Sequence[str | Path] = ()) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a ``.npy`` file, checked against the file's size.
+
+    Reads only the header (a few hundred bytes), so a truncated file is caught before
+    anything memory-maps or reads it.
+
+    Parameters
+    ----------
+    path : path to a ``.npy`` file
+    subject : str, optional
+        For the message.
+    rule : str
+        The rule that writes the file (named in the fix).
+    companions : paths
+        Files to delete with it (its sidecar).
+
+    Returns
+    -------
+    shape : tuple of int
+    dtype : numpy dtype
+    offset : int
+        Bytes before the array data.
+
+    Raises
+    ------
+    InputDataError
+        Missing file; not a ``.npy`` (bad magic / header); fewer or more bytes than the header's
+        shape and dtype need (truncated, or overwritten).
+    """
+    path = Path(path)
+    fix = rebuild_fix(rule, path, *companions)
+    if not path.is_file():
+        raise InputDataError("file not found.", path=path, subject=subject, fix=f"rerun the workflow: rule {rule} "
+                                                                                "writes it.")
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:  # format 3.0 (non-ASCII field names) has no public header reader
+                shape, _, dtype = np.lib.format._read_array_header(fh, version)
+            offset = fh.tell()
+    except Exception as exc:  # numpy raises ValueError / EOFError / SyntaxError for broken headers
+        raise InputDataError(f"not a readable .npy file ({type(exc).__name__}: {exc}).", path=path, subject=subject,
+                             fix=fix) from exc
+    if dtype.hasobject:
+        raise InputDataError("the .npy file holds Python objects, not an array of numbers.", path=path,
+                             subject=subject, fix=fix)
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size != need:
+        raise InputDataError(
+            f"{'truncated' if size < need else 'longer than its header says'}: {size} bytes, but a "
+            f"{dtype}{list(shape)} array needs {need}.", path=path, subject=subject, fix=fix)
+    return tuple(shape), dtype, offset
+
+
+def check_roi_file(npy_path: str | Path, info: dict, info_path: str | Path) -> int:
+    """A subject's patch file agrees with its sidecar: shape ``info["shape"]``, uint8, full size.
+
+    Parameters
+    ----------
+    npy_path : path to ``uint8[n_roi, S, S, S]``
+    info : dict
+        The sidecar (``read_roi_info``).
+    info_path : path
+        Where the sidecar lives (deleted with the patches in the fix).
+
+    Returns
+    -------
+    int : the file's size in bytes
+
+    Raises
+    ------
+    InputDataError
+        Truncated or damaged file, or one written for another ROI table or ROI size.
+    """
+    subject = info.get("subject")
+    shape, dtype, _ = npy_layout(npy_path, subject=subject, rule="roi_extract", companions=[info_path])
+    expected = tuple(int(v) for v in info.get("shape", ()))
+    if shape != expected or dtype != np.uint8:
+        raise InputDataError(f"holds {dtype}{list(shape)}, but its sidecar {info_path} says uint8{list(expected)}.",
+                             path=npy_path, subject=subject, fix=rebuild_fix("roi_extract", npy_path, info_path))
+    return Path(npy_path).stat().st_size
+
+
+def open_roi_patches(npy_path: str | Path, *, subject: str | None = None) -> np.ndarray:
     """A subject's patches, memory-mapped read-only: indexing one ROI reads only its S^3 bytes.
 
     Parameters
     ----------
     npy_path : path to ``uint8[n_roi, S, S, S]``
+    subject : str, optional
+        For messages; defaults to the file name (``<subject>.npy``).
 
     Returns
     -------
     numpy.memmap uint8[n_roi, S, S, S]
         Multiply by ``1 / 255`` (the sidecar's ``scale``) for intensities in [0, 1].
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or damaged file, or not a 4-D uint8 array (fix: delete it so that
+        rule roi_extract rebuilds it).
     """
+    npy_path = Path(npy_path)
+    subject = subject or npy_path.stem
+    sidecar = npy_path.with_suffix(".json")
+    shape, dtype, _ = npy_layout(npy_path, subject=subject, rule="roi_extract", companions=[sidecar])
+    if dtype != np.uint8 or len(shape) != 4:
+        raise InputDataError(f"holds {dtype}{list(shape)}, not ROI patches uint8[n_roi, S, S, S].", path=npy_path,
+                             subject=subject, fix=rebuild_fix("roi_extract", npy_path, sidecar))
     return np.load(npy_path, mmap_mode="r")

@@ -19,6 +19,29 @@ from rgenima_lib.errors import InputDataError
 #: that are meant to describe the same voxel grid (FreeSurfer writes them as float32).
 AFFINE_TOLERANCE = 1e-3
 
+# Cortical label ranges of FreeSurfer's parcellations (config/FreeSurferColorLUT.txt), half-open.
+#: Desikan-Killiany, aparc+aseg: ctx-lh-* 1000-1035, ctx-rh-* 2000-2035 (also the DKT atlas's numbers).
+DESIKAN_CORTEX = ((1000, 1036), (2000, 2036))
+#: Destrieux, aparc.a2009s+aseg: ctx_lh_* 11100-11175, ctx_rh_* 12100-12175.
+DESTRIEUX_CORTEX = ((11100, 11176), (12100, 12176))
+#: The older Destrieux atlas, aparc.a2005s+aseg: ctx-lh-* 1100-1181, ctx-rh-* 2100-2181.
+A2005S_CORTEX = ((1100, 1182), (2100, 2182))
+#: Desikan parcels the DKT atlas (aparc.DKTatlas+aseg) removed: bankssts, frontalpole, temporalpole.
+DKT_REMOVED = (1001, 1032, 1033, 2001, 2032, 2033)
+#: Above this label value the present labels are found by sorting rather than by a bincount
+#: (whose memory grows with the largest label).
+_BINCOUNT_MAX_LABEL = 1_000_000
+
+#: What the label image looks like -> the words the error uses.
+PARCELLATION_NAMES = {
+    "aparc+aseg": "FreeSurfer aparc+aseg (Desikan-Killiany)",
+    "aparc.a2009s+aseg": "Destrieux aparc.a2009s+aseg (cortical labels 11100-12175)",
+    "aparc.a2005s+aseg": "Destrieux aparc.a2005s+aseg (cortical labels 1100-2181)",
+    "aparc.DKTatlas+aseg": "DKT aparc.DKTatlas+aseg (no bankssts, frontalpole or temporalpole labels)",
+    "aseg": "aseg only: no cortical labels",
+    "empty": "all zero: no voxel carries a label",
+}
+
 
 @dataclass
 class Volume:
@@ -77,8 +100,11 @@ def load_volume(path: str | Path, subject: str | None) -> Volume:
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3 or min(data.shape) < 2:
-        raise InputDataError(f"expected a 3D volume, found shape {data.shape}.", path=path, subject=subject,
-                             fix="pass a single 3D FreeSurfer volume (mri/norm.mgz, mri/aparc+aseg.mgz).")
+        what = f"a 4-D image of {data.shape[3]} frames" if data.ndim == 4 else f"a {data.ndim}-D image"
+        raise InputDataError(f"expected a 3D volume, found {what} (shape {data.shape}).", path=path,
+                             subject=subject,
+                             fix="pass a single 3D FreeSurfer volume of this subject (mri/norm.mgz, "
+                                 "mri/aparc+aseg.mgz), not a time series or a stack of several volumes.")
     return Volume(data=data, affine=affine, path=path)
 
 
@@ -114,14 +140,131 @@ def check_labels(vol: Volume, subject: str | None) -> np.ndarray:
     int32[X, Y, Z]
     """
     data = vol.data
+    # A float image whose values are all whole numbers (aparc+aseg converted to float by a tool) is
+    # read as those labels: float32 holds every integer below 2^24 exactly, FreeSurfer's labels are < 15000.
     if not np.issubdtype(data.dtype, np.integer):
-        if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-            raise InputDataError("label image holds non-integer values.", path=vol.path, subject=subject,
-                                 fix="pass FreeSurfer's mri/aparc+aseg.mgz (integer labels), not an intensity image.")
+        finite = np.isfinite(data)
+        fractional = ~finite | (data != np.round(data))
+        if fractional.any():
+            example = data[fractional].flat[0]
+            raise InputDataError(
+                f"label image holds non-integer values ({int(fractional.sum())} voxels, e.g. {float(example):g}; "
+                f"dtype {data.dtype}): it looks like an intensity image, not a label image.",
+                path=vol.path, subject=subject,
+                fix="pass FreeSurfer's mri/aparc+aseg.mgz of this subject (integer labels) as --aparc-aseg.")
     if data.min() < 0:
         raise InputDataError(f"label image holds negative values (min {data.min()}).", path=vol.path, subject=subject,
                              fix="pass FreeSurfer's mri/aparc+aseg.mgz.")
     return np.asarray(data, np.int32)
+
+
+def present_labels(labels: np.ndarray) -> np.ndarray:
+    """The distinct non-zero labels of a label volume.
+
+    Parameters
+    ----------
+    labels : int[X, Y, Z], non-negative
+
+    Returns
+    -------
+    int64[n] : sorted, 0 excluded
+    """
+    top = int(labels.max()) if labels.size else 0
+    if top <= _BINCOUNT_MAX_LABEL:
+        found = np.flatnonzero(np.bincount(labels.ravel(), minlength=1))
+    else:
+        found = np.unique(labels)
+    return found[found > 0].astype(np.int64)
+
+
+def _in_ranges(values: np.ndarray, ranges) -> np.ndarray:
+    return np.logical_or.reduce([(values >= lo) & (values < hi) for lo, hi in ranges])
+
+
+def identify_parcellation(labels: np.ndarray) -> str:
+    """Which FreeSurfer label image this looks like, from the label numbers it holds.
+
+    Parameters
+    ----------
+    labels : int[X, Y, Z], non-negative
+
+    Returns
+    -------
+    str
+        A key of ``PARCELLATION_NAMES``: ``aparc+aseg`` (Desikan cortical labels
+        1000-1035 / 2000-2035), ``aparc.a2009s+aseg`` (11100+ / 12100+),
+        ``aparc.a2005s+aseg`` (1100-1181 / 2100-2181), ``aparc.DKTatlas+aseg``
+        (Desikan numbers without the three parcels DKT removed), ``aseg`` (no
+        cortical parcel: aseg.mgz, or any subcortical-only segmentation) or ``empty``.
+    """
+    found = present_labels(labels)
+    if found.size == 0:
+        return "empty"
+    if _in_ranges(found, DESTRIEUX_CORTEX).any():
+        return "aparc.a2009s+aseg"
+    # a2005s numbers lie beyond Desikan's 1035 / 2035, so the two ranges never overlap.
+    if _in_ranges(found, A2005S_CORTEX).any():
+        return "aparc.a2005s+aseg"
+    desikan = found[_in_ranges(found, DESIKAN_CORTEX)]
+    if desikan.size == 0:
+        return "aseg"
+    if not np.isin(DKT_REMOVED, desikan).any():
+        return "aparc.DKTatlas+aseg"
+    return "aparc+aseg"
+
+
+def check_parcellation(vol: Volume, labels: np.ndarray, roi_label_ids, subject: str | None) -> str:
+    """Refuse a label image that is not the parcellation the ROI table is written for.
+
+    An aseg.mgz or a Destrieux parcellation given as aparc+aseg would otherwise
+    give zero patches for every cortical ROI of every subject, silently.
+
+    Parameters
+    ----------
+    vol : Volume
+        The label image as read (for its path).
+    labels : int32[X, Y, Z]
+        Its labels (``check_labels``).
+    roi_label_ids : sequence of int
+        The ROI table's labels (``config/rois.tsv``).
+    subject : str or None
+
+    Returns
+    -------
+    str
+        The parcellation found (``identify_parcellation``).
+
+    Raises
+    ------
+    InputDataError
+        All-zero image; or the table needs Desikan cortical labels (1000-2035) and
+        the image holds another parcellation or none.
+    """
+    kind = identify_parcellation(labels)
+    fix = ("give FreeSurfer's mri/aparc+aseg.mgz of this subject (--aparc-aseg; the workflow reads "
+           "<subjects_dir>/<subject>/mri/aparc+aseg.mgz).")
+    if kind == "empty":
+        raise InputDataError("label image is all zero: no voxel carries a label.", path=vol.path, subject=subject,
+                             fix="the segmentation failed or the file was overwritten: re-run recon-all for this "
+                                 "subject, then " + fix)
+    wanted = np.asarray(list(roi_label_ids), np.int64)
+    needs_desikan = _in_ranges(wanted, DESIKAN_CORTEX)
+    if not needs_desikan.any() or kind == "aparc+aseg":
+        return kind
+    # The DKT atlas shares Desikan's numbers: it is refused only when the table asks for a parcel DKT lacks.
+    if kind == "aparc.DKTatlas+aseg" and not np.isin(wanted, DKT_REMOVED).any():
+        return kind
+    found = present_labels(labels)
+    raise InputDataError(
+        f"not an aparc+aseg label image: it looks like {PARCELLATION_NAMES[kind]}; it holds {found.size} labels "
+        f"from {found.min()} to {found.max()}, and the ROI table needs the Desikan cortical labels 1000-2035.",
+        path=vol.path, subject=subject, fix=fix)
+
+
+def _grid_text(vol: Volume) -> str:
+    """Shape and affine of a volume, on one line."""
+    rows = "; ".join(" ".join(f"{v:.4g}" for v in row) for row in vol.affine[:3])
+    return f"shape {tuple(vol.data.shape[:3])}, affine [{rows}]"
 
 
 def same_grid(a: Volume, b: Volume) -> bool:
@@ -149,8 +292,10 @@ def resample_labels_nearest(labels: Volume, target: Volume) -> Volume:
     """
     # target voxel -> world -> label voxel
     matrix = np.linalg.inv(labels.affine) @ target.affine
+    # grid-constant: a label voxel covers up to half a voxel past its centre, also at the edge of the
+    # field of view ("constant" would drop target voxels that fall in the outer half of edge voxels).
     data = ndimage.affine_transform(np.asarray(labels.data, np.int32), matrix[:3, :3], offset=matrix[:3, 3],
-                                    output_shape=target.data.shape[:3], order=0, mode="constant", cval=0)
+                                    output_shape=target.data.shape[:3], order=0, mode="grid-constant", cval=0)
     return Volume(data=data.astype(np.int32), affine=target.affine.copy(), path=labels.path)
 
 
@@ -179,7 +324,9 @@ def align_labels(labels: Volume, intensity: Volume, subject: str | None, on_mism
     if on_mismatch == "resample_labels":
         return resample_labels_nearest(labels, intensity), True
     raise InputDataError(
-        f"label image (shape {labels.data.shape}) and intensity image {intensity.path} (shape {intensity.data.shape}) "
-        "are on different voxel grids (shape or affine differ).", path=labels.path, subject=subject,
-        fix="use the aparc+aseg.mgz and norm.mgz of the same FreeSurfer run, or set "
-            "imaging.grid_mismatch: resample_labels to resample the labels with nearest neighbour.")
+        f"label image and intensity image are on different voxel grids: label image {labels.path} "
+        f"({_grid_text(labels)}), intensity image {intensity.path} ({_grid_text(intensity)}).",
+        path=labels.path, subject=subject,
+        fix="use the aparc+aseg.mgz and norm.mgz of the same FreeSurfer run of this subject (both on its "
+            "conformed grid), or set imaging.grid_mismatch: resample_labels (roi-extract --grid-mismatch "
+            "resample_labels) to move the labels onto the intensity grid with nearest neighbour.")

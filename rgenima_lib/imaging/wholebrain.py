@@ -17,7 +17,7 @@ import numpy as np
 
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.resample import resize_trilinear
-from rgenima_lib.imaging.roi_extract import SCALE, intensity_window
+from rgenima_lib.imaging.roi_extract import SCALE, intensity_window, npy_layout, rebuild_fix
 from rgenima_lib.io import atomic_output
 
 
@@ -101,3 +101,31 @@ def write_wholebrain(npy_path: str | Path, brain: np.ndarray, shape: Sequence[in
         np.save(tmp, volume)
     return {**info, "shape": list(volume.shape)}
 
+
+
+def open_wholebrain(npy_path: str | Path, *, subject: str | None = None) -> np.ndarray:
+    """A subject's whole-brain array, memory-mapped read-only, after checking the file is whole.
+
+    Parameters
+    ----------
+    npy_path : path to ``uint8[D0, D1, D2]`` (``<subject>.npy``)
+    subject : str, optional
+        For messages; defaults to the file name.
+
+    Returns
+    -------
+    numpy.memmap uint8[D0, D1, D2]
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or damaged file, or not a 3-D uint8 array (fix: delete it so that
+        rule wholebrain rebuilds it).
+    """
+    npy_path = Path(npy_path)
+    subject = subject or npy_path.stem
+    shape, dtype, _ = npy_layout(npy_path, subject=subject, rule="wholebrain")
+    if dtype != np.uint8 or len(shape) != 3:
+        raise InputDataError(f"holds {dtype}{list(shape)}, not a whole-brain uint8[D0, D1, D2] array.",
+                             path=npy_path, subject=subject, fix=rebuild_fix("wholebrain", npy_path))
+    return np.load(npy_path, mmap_mode="r")

@@ -67,11 +67,13 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     from rgenima_lib.io import write_json, write_tsv
     from rgenima_lib.models.embedding_cache import load_embeddings
-    from rgenima_lib.models.mllm import MLLMConfig
+    from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder
     from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
 
     _quiet_libraries()
     _check_inputs(args, "base", "samples", "imputed", "snps", "embeddings", "deepspeed")
+    # Before any data is read: a wrong --base is the most common first-run mistake with real weights.
+    check_model_folder(args.base, fix=BASE_MODEL_FIX)
     settings = load_settings(args.settings)
     cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
                                     **({"seed": args.seed} if args.seed is not None else {})})

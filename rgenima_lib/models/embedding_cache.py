@@ -60,16 +60,31 @@ def save_embeddings(path: str | Path, subjects: list[str], tokens: np.ndarray, p
         save_file(arrays, str(tmp), metadata=metadata)
 
 
+def writer_rule(path: str | Path) -> str:
+    """The workflow rule that writes a cache at ``path``: gene_tokens for the baselines' gene tokens, else embed."""
+    return "gene_tokens" if "gene_tokens" in Path(path).parts else "embed"
+
+
+def _rebuild_fix(path: Path) -> str:
+    # Snakemake does not rerun a job whose output exists and is newer than its inputs: the damaged
+    # file has to go for its rule to run again.
+    return f"delete it (rm '{path}') and rerun the workflow: rule {writer_rule(path)} rebuilds it."
+
+
 def _metadata(path: Path) -> dict:
     from safetensors import safe_open
 
     if not path.is_file():
-        raise InputDataError("embedding cache not found.", path=path, fix="run the `embed` rule for this encoder and fold.")
-    with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata() or {}
+        raise InputDataError("embedding cache not found.", path=path,
+                             fix=f"rerun the workflow: rule {writer_rule(path)} writes it.")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # SafetensorError: truncated ("not fully covered"), garbage ("header too large"), empty
+        raise InputDataError(f"not a readable safetensors file ({exc}).", path=path, fix=_rebuild_fix(path)) from exc
     if meta.get("format") != FORMAT:
         raise InputDataError(f"not an {FORMAT} file (format {meta.get('format')!r}).", path=path,
-                             fix="regenerate it with `rgenima embed`.")
+                             fix=_rebuild_fix(path))
     return meta
 
 
@@ -85,13 +100,28 @@ def load_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray
     subjects : list of str, length n
     tokens : float16[n, T, d]
     presence : uint8[n, T]
+
+    Raises
+    ------
+    InputDataError
+        Missing, truncated or damaged file, or one whose arrays and subject list disagree; the fix
+        names the rule that rebuilds it (embed, or gene_tokens for the gene-token cache).
     """
     from safetensors import safe_open
 
     path = Path(path)
     meta = _metadata(path)
-    with safe_open(str(path), framework="numpy") as f:
-        return json.loads(meta["subjects"]), f.get_tensor("tokens"), f.get_tensor("presence")
+    try:
+        subjects = json.loads(meta["subjects"])
+        with safe_open(str(path), framework="numpy") as f:
+            tokens, presence = f.get_tensor("tokens"), f.get_tensor("presence")
+    except Exception as exc:  # KeyError (a tensor or field missing), JSON or safetensors errors
+        raise InputDataError(f"damaged embedding cache ({type(exc).__name__}: {exc}).", path=path,
+                             fix=_rebuild_fix(path)) from exc
+    if tokens.ndim != 3 or presence.shape != tokens.shape[:2] or len(subjects) != tokens.shape[0]:
+        raise InputDataError(f"arrays disagree: {len(subjects)} subjects, tokens {tokens.shape}, presence "
+                             f"{presence.shape}.", path=path, fix=_rebuild_fix(path))
+    return subjects, tokens, presence
 
 
 def embedding_info(path: str | Path) -> dict:

@@ -78,6 +78,59 @@ class MLLMConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def check_model_folder(path: str | Path, *, fix: str) -> dict:
+    """A local Hugging Face model folder that ``from_pretrained`` can load: its ``config.json``, checked.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder (a base LLM, or ``<checkpoint>/llm``).
+    fix : str
+        What to do when it is not usable (depends on who made the folder).
+
+    Returns
+    -------
+    dict : the parsed ``config.json``
+
+    Raises
+    ------
+    InputDataError
+        Not a folder; no ``config.json`` (a folder of weights only, or the wrong level of a
+        download); ``config.json`` not JSON; a ``model_type`` this transformers does not know
+        (an unknown backbone: ``from_pretrained`` would fail deep inside with a KeyError).
+    """
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    from rgenima_lib.errors import InputDataError
+
+    path = Path(path)
+    config_path = path / "config.json"
+    if not path.is_dir():
+        raise InputDataError("model folder not found (or not a folder).", path=path, fix=fix)
+    if not config_path.is_file():
+        raise InputDataError("model folder has no config.json: not a Hugging Face model folder.", path=path, fix=fix)
+    try:
+        config = json.loads(config_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"config.json is not valid JSON ({exc}).", path=config_path, fix=fix) from exc
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not model_type or model_type not in CONFIG_MAPPING:
+        raise InputDataError(
+            f"unknown backbone: config.json has model_type {model_type!r}, which transformers "
+            f"{transformers.__version__} cannot build (Qwen2 / Qwen2.5: 'qwen2'; Llama-3: 'llama').",
+            path=config_path,
+            fix="use a causal LM of a supported family, or a transformers version that knows this model_type. "
+                + fix)
+    return config
+
+
+#: The fix for a base LLM folder that cannot be loaded.
+BASE_MODEL_FIX = ("point llm.backbones.<name>.model_path (--base) at the local Hugging Face folder of the model "
+                  "(config.json, weights, tokenizer files; nothing is downloaded), or leave model_path null "
+                  "with llm.demo.enabled: true for the demo LLM (rule build_demo_llm).")
+
+
 def build_connector(visual_dim: int, hidden_size: int, kind: str) -> nn.Module:
     """Connector from d_vis to the LLM hidden size (paper eq. 7 / 9)."""
     if kind == "linear":
@@ -133,9 +186,7 @@ class RGenIMA(nn.Module):
         from transformers import AutoModelForCausalLM
 
         llm_path = Path(llm_path)
-        if not (llm_path / "config.json").is_file():
-            raise FileNotFoundError(f"{llm_path}: no config.json; llm.model_path must be a local Hugging Face model "
-                                    "folder (nothing is downloaded), or build the demo: rgenima build-demo-llm")
+        check_model_folder(llm_path, fix=BASE_MODEL_FIX)
         tokenizer = load_tokenizer(llm_path)
         llm = AutoModelForCausalLM.from_pretrained(str(llm_path), dtype=dtype,
                                                    attn_implementation=config.attn_implementation)
@@ -158,11 +209,25 @@ class RGenIMA(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
+        from rgenima_lib.errors import InputDataError
+
         path = Path(path)
-        meta = json.loads((path / "rgenima.json").read_text())
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not an R-GenIMA checkpoint ({meta.get('format')!r})")
+        # A checkpoint folder is written whole (atomically) by rule finetune: a damaged one is rebuilt by
+        # deleting it, since Snakemake reruns a job only when its output is missing.
+        fix = f"delete the folder (rm -r '{path}') and rerun the workflow: rule finetune rebuilds it."
+        try:
+            meta = json.loads((path / "rgenima.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InputDataError(f"not an R-GenIMA checkpoint: rgenima.json is missing or damaged ({exc}).",
+                                 path=path, fix=fix) from exc
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+            raise InputDataError(f"not an R-GenIMA checkpoint (rgenima.json format "
+                                 f"{meta.get('format') if isinstance(meta, dict) else None!r}).", path=path, fix=fix)
+        check_model_folder(path / "llm", fix=fix)
         config = MLLMConfig.from_dict({**meta["config"], "lora": False})
+        if config.visual_dim is not None and not (path / "connector.safetensors").is_file():
+            raise InputDataError("checkpoint of a model with images has no connector.safetensors.", path=path,
+                                 fix=fix)
         if attn_implementation:
             config.attn_implementation = attn_implementation
         tokenizer = load_tokenizer(path / "llm")

@@ -234,7 +234,8 @@ def roi_loader(index: "pd.DataFrame", in_memory: bool = False) -> Loader:
         "volume": float32[N]}`` (volume: voxels per ROI before resampling, from the sidecar;
         used only by a RiT built with ``roi_volume=True``).
     """
-    import json as json_mod
+    from rgenima_lib.imaging.qc import read_roi_info
+    from rgenima_lib.imaging.roi_extract import open_roi_patches
 
     paths = {str(r.subject): (r.rois, r.info) for r in index.itertuples()}
     cache: dict[str, tuple] = {}
@@ -242,10 +243,12 @@ def roi_loader(index: "pd.DataFrame", in_memory: bool = False) -> Loader:
     def load(subject: str) -> dict:
         if subject not in cache:
             npy, info = paths[subject]
-            meta = json_mod.loads(Path(info).read_text())
+            meta = read_roi_info(info)
             presence = np.asarray(meta["presence"], dtype=bool)
             volume = np.asarray(meta["voxel_counts"], dtype=np.float32)
-            arr = np.load(npy, mmap_mode=None if in_memory else "r")
+            arr = open_roi_patches(npy, subject=subject)
+            if in_memory:
+                arr = np.array(arr)
             if not in_memory:
                 return {"rois": np.asarray(arr, dtype=np.float32) / 255.0, "presence": presence, "volume": volume}
             cache[subject] = (arr, presence, volume)
@@ -282,10 +285,12 @@ def volume_loader(index: "pd.DataFrame", input_size: int | None = None) -> Loade
     """
     from torch.nn import functional as F
 
+    from rgenima_lib.imaging.wholebrain import open_wholebrain
+
     paths = {str(r.subject): r.wholebrain for r in index.itertuples()}
 
     def load(subject: str) -> dict:
-        volume = np.load(paths[subject]).astype(np.float32) / 255.0
+        volume = np.asarray(open_wholebrain(paths[subject], subject=subject), dtype=np.float32) / 255.0
         if input_size and volume.shape != (input_size,) * 3:
             volume = F.interpolate(torch.from_numpy(volume)[None, None], size=(input_size,) * 3, mode="trilinear",
                                    align_corners=True)[0, 0].numpy()
