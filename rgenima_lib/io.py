@@ -89,3 +89,38 @@ def load_settings(text: str | None) -> dict:
     import yaml
 
     return yaml.safe_load(Path(text).read_text()) or {}
+
+
+def write_noted_tsv(table: pd.DataFrame, path: str | Path, note: str = "", float_format: str | None = None) -> None:
+    """TSV with a note (e.g. "demo model, random init") as a leading ``#`` line, atomically; ``read_tsv`` skips it."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as fh:
+            if note:
+                fh.write(f"# {note}\n")
+            table.to_csv(fh, sep="\t", index=False, float_format=float_format)
+
+
+def read_note(path: str | Path) -> str:
+    """The ``# note`` line a noted TSV starts with ('' if none)."""
+    with open(path) as fh:
+        first = fh.readline()
+    return first[1:].strip() if first.startswith("#") else ""
+
+
+def markdown_table(table: pd.DataFrame, float_format: str | None = "{:.4g}") -> str:
+    """A DataFrame as a GitHub Markdown table; floats through ``float_format`` (None: ``str``), ``|`` escaped."""
+    def cell(value) -> str:
+        if float_format and isinstance(value, float):
+            return float_format.format(value)
+        return str(value).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def write_markdown(text: str, path: str | Path, note: str = "") -> None:
+    """Markdown text with the note in italics on its first line, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text((f"_{note}_\n\n" if note else "") + text)

@@ -10,7 +10,7 @@ import pytest
 from rgenima_lib.attribution.dump import read_dump
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.roi_extract import npy_layout, open_roi_patches
-from rgenima_lib.llm.backbones import backbone_config_error, demo_arch
+from rgenima_lib.models.backbones import backbone_config_error, demo_arch
 from rgenima_lib.models.embedding_cache import load_embeddings, save_embeddings, writer_rule
 from rgenima_lib.models.mllm import BASE_MODEL_FIX, check_model_folder
 

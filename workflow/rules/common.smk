@@ -11,6 +11,7 @@ from snakemake.logging import logger
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
 from rgenima_lib.imaging.freesurfer import recon_all_command
 from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
+from rgenima_lib.models.backbones import backbone_config_error, demo_arch
 from rgenima_lib.model_ids import BASELINES, ENCODERS, llm_model_id, llm_model_parts, model_wildcard, visual_encoder
 from rgenima_lib.result_paths import benchmark_path, log_path
 from rgenima_lib.result_paths import result_path as R
@@ -72,6 +73,8 @@ IMG = config["imaging"]
 FS_MODE = config["freesurfer"]["mode"]
 SUBJECTS_DIR = freesurfer_subjects_dir()
 LLM = config["llm"]
+if backbone_config_error(LLM):
+    raise WorkflowError(backbone_config_error(LLM))
 ATTR = config["attribution"]
 
 

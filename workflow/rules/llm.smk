@@ -11,7 +11,7 @@ rule build_demo_llm:
     output:
         directory(R("demo_llm")),
     params:
-        arch=lambda w: LLM["demo"]["arch"][w.backbone],
+        arch=lambda w: demo_arch(LLM, w.backbone),
         size=[
             "--hidden-size", LLM["demo"]["hidden_size"], "--layers", LLM["demo"]["layers"],
             "--heads", LLM["demo"]["heads"], "--kv-heads", LLM["demo"]["kv_heads"],

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from rgenima_lib.io import markdown_table
+
 log = logging.getLogger("rgenima")
 
 
@@ -77,15 +79,8 @@ def cmd_leakage_audit(args: argparse.Namespace) -> None:
         from rgenima_lib.io import atomic_output
 
         with atomic_output(args.markdown) as tmp:
-            tmp.write_text(_markdown(table[table["fold"] == "sum"]))
+            tmp.write_text(markdown_table(table[table["fold"] == "sum"], float_format=None))
     log.info("leakage audit (all folds):\n%s", table[table["fold"] == "sum"].to_string(index=False))
-
-
-def _markdown(table) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def cmd_sample_text(args: argparse.Namespace) -> None:

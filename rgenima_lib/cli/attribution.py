@@ -20,64 +20,17 @@ import logging
 import time
 from pathlib import Path
 
+from rgenima_lib.cli.common import quiet_libraries, require_inputs
+from rgenima_lib.io import markdown_table, read_note, write_markdown, write_noted_tsv
+
 log = logging.getLogger("rgenima")
-
-
-def _quiet_libraries() -> None:
-    """Offline, and no loading bars from transformers in the rule's log."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def _check_inputs(*paths) -> None:
-    from rgenima_lib.errors import InputDataError
-
-    for p in paths:
-        if p and not Path(p).exists():
-            raise InputDataError("input not found.", path=p, fix="run the upstream rule first, or check the path.")
-
-
-def write_noted_tsv(table, path, note: str = "", float_format: str | None = None) -> None:
-    """TSV with the model note as a leading ``#`` comment line (atomic)."""
-    from rgenima_lib.io import atomic_output
-
-    with atomic_output(path) as tmp:
-        with open(tmp, "w") as fh:
-            if note:
-                fh.write(f"# {note}\n")
-            table.to_csv(fh, sep="\t", index=False, float_format=float_format)
-
-
-def write_markdown(text: str, path, note: str = "") -> None:
-    from rgenima_lib.io import atomic_output
-
-    with atomic_output(path) as tmp:
-        tmp.write_text((f"_{note}_\n\n" if note else "") + text)
-
-
-def markdown_table(table) -> str:
-    """A DataFrame as a GitHub Markdown table (no tabulate dependency)."""
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *rows]) + "\n"
 
 
 def load_pooled(paths):
     """Pool the folds' dumps of one model."""
     from rgenima_lib.attribution.dump import concat_dumps, read_dump
 
-    _check_inputs(*paths)
+    require_inputs(*paths)
     return concat_dumps([read_dump(p) for p in paths])
 
 
@@ -92,8 +45,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     from rgenima_lib.models.demo_llm import model_note
     from rgenima_lib.models.mllm import RGenIMA
 
-    _quiet_libraries()
-    _check_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
+    quiet_libraries()
+    require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
     if not (Path(args.checkpoint) / "rgenima.json").is_file():
         raise InputDataError("not an R-GenIMA checkpoint (no rgenima.json).", path=args.checkpoint,
                              fix="run rgenima finetune to write it.")
@@ -198,9 +151,9 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.enrichment import gwas_enrichment
     from rgenima_lib.io import read_tsv
 
-    _check_inputs(args.genes, args.gene_panel)
+    require_inputs(args.genes, args.gene_panel)
     genes = read_tsv(args.genes)
-    note = _note_of(args.genes)
+    note = read_note(args.genes)
     panel = read_tsv(args.gene_panel)
     stable = dict(zip(genes["gene"], genes["stable"].astype(bool)))
     res = gwas_enrichment(panel["gene"], [stable.get(g, False) for g in panel["gene"]],
@@ -227,24 +180,17 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
              res.n_stable, res.universe, res.stable_gwas, res.n_gwas, res.p_value, res.odds_ratio)
 
 
-def _note_of(path) -> str:
-    """The ``# note`` line a noted TSV starts with ('' if none)."""
-    with open(path) as fh:
-        first = fh.readline()
-    return first[1:].strip() if first.startswith("#") else ""
-
-
 def cmd_recovery(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.recovery import recovery_table
     from rgenima_lib.io import read_tsv
 
-    _check_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []))
+    require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []))
     truth = json.loads(Path(args.truth).read_text())
     genes, rois, pairs = read_tsv(args.genes), read_tsv(args.rois), read_tsv(args.pairs)
     for t in (genes, rois):
         t["stable"] = t["stable"].astype(bool)
     table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n)
-    note = _note_of(args.genes)
+    note = read_note(args.genes)
     write_noted_tsv(table, args.output, note)
     header = ""
     if args.dumps:

@@ -13,14 +13,14 @@ log = logging.getLogger("rgenima")
 
 
 def _read(path):
-    from rgenima_lib.attribution.commands import _check_inputs, _note_of
-    from rgenima_lib.io import read_tsv
+    from rgenima_lib.cli.common import require_inputs
+    from rgenima_lib.io import read_note, read_tsv
 
-    _check_inputs(path)
+    require_inputs(path)
     table = read_tsv(path)
     if "stable" in table:
         table["stable"] = table["stable"].astype(bool)
-    return table, _note_of(path)
+    return table, read_note(path)
 
 
 def _label_volume(kind: str):

@@ -1,0 +1,47 @@
+"""The ``rgenima`` command: one subcommand per workflow step, explicit inputs and outputs.
+
+Snakemake rules call these through ``shell:``; each can equally be run, tested and
+profiled by hand. A subcommand parses its flags, reads its inputs, calls one
+library function and writes its outputs; nothing else lives here. Bad input ends in
+one line naming the file, the subject and the fix, and exit status 2, with no
+partial output left behind.
+
+One module per rule family registers its subcommands (``FAMILIES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rgenima_lib.errors import InputDataError
+
+log = logging.getLogger("rgenima")
+
+FAMILIES: tuple[str, ...] = ("cohort", "genetics", "data", "imaging", "encoders", "llm", "evaluate", "attribution",
+                             "figures")
+"""The rule families, in workflow order: ``rgenima_lib.cli.<family>`` each has ``register(subparsers)``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rgenima`` parser with every family's subcommands."""
+    parser = argparse.ArgumentParser(prog="rgenima", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    for family in FAMILIES:
+        importlib.import_module(f"rgenima_lib.cli.{family}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except InputDataError as exc:
+        print(f"rgenima {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,27 @@
+"""What every subcommand shares: input checks, quiet libraries, settings, notes on tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import load_settings
+
+__all__ = ["require_inputs", "quiet_libraries", "load_settings"]
+
+
+def require_inputs(*paths, fix: str = "run the upstream rule first, or check the path.") -> None:
+    """Stop with a clear error when an input file or folder does not exist (None entries are skipped)."""
+    for path in paths:
+        if path and not Path(path).exists():
+            raise InputDataError("input not found.", path=path, fix=fix)
+
+
+def quiet_libraries() -> None:
+    """Offline, and no loading bars from transformers in the rule's log."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
