@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make demo   set up .venv and run the whole pipeline on the embedded synthetic cohort
+#   make demo   set up .venv, run the whole pipeline on the embedded synthetic cohort, write results/report.html
 #   make test   set up .venv and run the test suite (unit + integration, < 10 min on 2 cores)
 # Also: make e2e (slow end-to-end tests), make bench (benchmarks -> results/bench/), make lint.
 
@@ -14,7 +14,7 @@ SNAKEMAKE_DEMO := $(BIN)/snakemake --cores $(CORES) --configfile config/demo.yam
 
 # Rules call the `rgenima` console script: the venv's bin must be on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
-# Nothing is ever downloaded at run time (DESIGN section 5).
+# Nothing is ever downloaded at run time (docs/design.md).
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -40,8 +40,11 @@ plink2:
 		exit 1; \
 	fi
 
+# The run, then the self-contained HTML report of everything it made (captions, tables, figures).
 demo: setup
 	$(SNAKEMAKE_DEMO) all
+	$(SNAKEMAKE_DEMO) --report results/report.html
+	@echo "report: results/report.html"
 
 test: setup
 	$(BIN)/pytest -q
