@@ -147,8 +147,8 @@ def test_workflow_genetics_and_datasets_on_tiny_cohort(tiny_cohort):
     cmd = [sys.executable, "-m", "rgenima_lib.cli", "sample-text", "--samples",
            str(res / "datasets" / "gene_only" / "fold0" / "samples.tsv"), "--sample", permuted["sample"],
            "--imputed", str(res / "genetics" / "imputed" / "fold0.npz"), "--snps", str(res / "genetics" / "snps.tsv")]
-    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    again = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
     genes = pd.read_csv(res / "genetics" / "genes.tsv", sep="\t")
     lines = text.strip().split("\n")
     assert text == again and len(lines) == (genes["block"] >= 0).sum()

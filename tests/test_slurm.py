@@ -92,7 +92,7 @@ def test_demo_through_slurm_matches_local_run(tmp_path, slurm_cluster):
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "Submitted job" in proc.stdout or "SLURM run ID" in proc.stdout
     squeue = subprocess.run(["squeue", "--states=all", "--noheader", "-o", "%i %j %T"], capture_output=True,
-                            text=True).stdout
+                            text=True, timeout=60).stdout
     assert "COMPLETED" in squeue
 
     tables = result_tables(local)
@@ -155,16 +155,17 @@ def test_full_pipeline_through_slurm_killed_and_rerun_matches_local_run(tmp_path
             assert time.monotonic() < deadline, "no fine-tuning job finished within 40 min"
             time.sleep(2)
         os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+        head.wait(timeout=120)
     # What a user does after losing the head node: cancel the orphaned jobs, remove the stale lock, rerun.
-    subprocess.run(["scancel", "--partition", slurm_cluster], check=True)
+    subprocess.run(["scancel", "--partition", slurm_cluster], check=True, timeout=60)
     while subprocess.run(["squeue", "--noheader", "--partition", slurm_cluster, "--states=PENDING,RUNNING"],
-                         capture_output=True, text=True).stdout.strip():
+                         capture_output=True, text=True, timeout=60).stdout.strip():
         time.sleep(1)
     # A dry run takes no lock; a real one is refused until --unlock.
-    locked = subprocess.run([*cmd, "all"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    locked = subprocess.run([*cmd, "all"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            timeout=600)
     assert locked.returncode != 0 and "LockException" in locked.stdout and "--unlock" in locked.stdout
-    subprocess.run([*cmd, "--unlock"], check=True, capture_output=True, env=env)
+    subprocess.run([*cmd, "--unlock"], check=True, capture_output=True, env=env, timeout=600)
     rerun = subprocess.run([*cmd, "all"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                            timeout=3600)
     assert rerun.returncode == 0, rerun.stdout[-6000:]

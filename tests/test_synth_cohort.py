@@ -27,7 +27,7 @@ def synth(out_dir: Path, seed: int) -> subprocess.CompletedProcess:
     return subprocess.run(
         [RGENIMA, "synth-cohort", "--gene-panel", str(REPO / "config/gene_panel.tsv"),
          "--rois", str(REPO / "config/rois.tsv"), "--out-dir", str(out_dir), "--seed", str(seed),
-         "--settings", json.dumps(SETTINGS)], capture_output=True, text=True)
+         "--settings", json.dumps(SETTINGS)], capture_output=True, text=True, timeout=600)
 
 
 def test_workflow_cohort_is_complete(tiny_cohort):
@@ -75,6 +75,6 @@ def test_bad_settings_fail_cleanly(tmp_path):
     proc = subprocess.run(
         [RGENIMA, "synth-cohort", "--gene-panel", str(REPO / "config/gene_panel.tsv"),
          "--rois", str(REPO / "config/rois.tsv"), "--out-dir", str(tmp_path / "out"), "--seed", "1",
-         "--settings", json.dumps(SETTINGS_BAD)], capture_output=True, text=True)
+         "--settings", json.dumps(SETTINGS_BAD)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Left-Hipocampus" in proc.stderr
     assert list(tmp_path.iterdir()) == []
