@@ -14,7 +14,7 @@ SNAKEMAKE_DEMO := $(BIN)/snakemake --cores $(CORES) --configfile config/demo.yam
 
 # Rules call the `rgenima` console script: the venv's bin must be on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
-# Nothing is ever downloaded at run time (docs/design.md).
+# Nothing is ever downloaded at run time (docs/design.md, "No downloads").
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

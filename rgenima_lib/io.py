@@ -2,7 +2,7 @@
 
 Every output is written under a temporary name in the destination folder and
 renamed into place only when complete, so a killed job never leaves a file
-that looks finished (DESIGN section 3).
+that looks finished (docs/design.md, "Atomic outputs").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Bootstrap stability of genes, stage ROIs and ROI–gene pairs (paper 2.2, 2.3, 4.3 eqs. 13–17; DESIGN 7).
+"""Bootstrap stability of genes, stage ROIs and ROI–gene pairs (paper 2.2, 2.3, 4.3 eqs. 13–17).
+
+Design: docs/design.md, "Bootstrap stability".
 
 All three procedures resample subjects with replacement and are vectorised
 over the B iterations: iteration b is a row of multinomial counts w_b

@@ -1,4 +1,6 @@
-"""Attention dumps: per test subject gene, ROI and ROI–gene rollout shares, labels and predictions (DESIGN 7).
+"""Attention dumps: per test subject gene, ROI and ROI–gene rollout shares, labels and predictions.
+
+Design: docs/design.md, "Attention dump".
 
 One file per model, data configuration and fold (rule ``attribute``); the
 bootstrap, the enrichment test and Figures 1–2 are rebuilt from these files

@@ -9,9 +9,10 @@ and the rollout is R = Â_L ⋯ Â_1: R[i, j] is the share of token j in the
 representation of position i at the top of the network. Rows of R sum to 1.
 
 What we need from R is small: the answer row(s) against the gene tokens and
-the ROI tokens, and the ROI token rows against the gene tokens (DESIGN 7).
-Each of these is a *sum of columns* of R over a token set (gene g's tokens,
-ROI r's token, the first token), i.e. ``R @ M`` for an indicator matrix
+the ROI tokens, and the ROI token rows against the gene tokens
+(docs/design.md, "Attention rollout"). Each of these is a *sum of columns*
+of R over a token set (gene g's tokens, ROI r's token, the first token),
+i.e. ``R @ M`` for an indicator matrix
 M (float[T, K], K = 1 + n_genes + n_rois = 215). Because
 
     R @ M = Â_L (⋯ (Â_1 M)),
@@ -22,12 +23,12 @@ X ← Â_l X (float[T, K]) and lets the weights go. Memory is one layer's
 attention plus X; cost O(K · T²) per layer instead of the O(T³) of the full
 matrix product, and the result is exact (not an approximation).
 
-Departure from DESIGN 7, stated once: DESIGN speaks of propagating the needed
-*rows*. Bottom-up (the order hooks see the layers) rows cannot be restricted,
-because under causal attention the answer row of Â_l R_{l-1} reads every row
-of R_{l-1}; restricting rows would need the layers top-down, i.e. keeping all
-of them. Propagating the needed *column aggregates* gives the same numbers,
-the same O(rows · T²) cost bound with rows → K, and needs one layer at a time.
+Why column sums and not rows (docs/design.md, "Attention rollout"): bottom-up
+(the order hooks see the layers) rows cannot be restricted, because under
+causal attention the answer row of Â_l R_{l-1} reads every row of R_{l-1};
+restricting rows would need the layers top-down, i.e. keeping all of them.
+Propagating the needed *column aggregates* gives the same numbers, the same
+O(rows · T²) cost bound with rows → K, and needs one layer at a time.
 
 Attention sink. Decoder LLMs park much of their attention on the first token
 (Xiao et al. 2023), which says nothing about the input. ``sink`` chooses:

@@ -1,4 +1,4 @@
-"""The leakage audit: for any split, the subjects on both sides (DESIGN section 5).
+"""The leakage audit: for any split, the subjects on both sides (docs/design.md, "Subject-level splits").
 
 Under the subject-level protocol the count must be 0 for every configuration
 and fold. Under the paper's protocol (augment, then split samples) nearly

@@ -1,4 +1,4 @@
-"""Subject-level, stage-stratified K-fold splits, made once from the manifest (DESIGN section 5).
+"""Subject-level, stage-stratified K-fold splits, made once from the manifest (docs/design.md, "Subject-level splits").
 
 Every later stage (encoder pretraining, imputation, data sets, fine-tuning,
 evaluation) reads the same ``folds.tsv``: fold k's test subjects are those with

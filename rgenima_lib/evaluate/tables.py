@@ -13,7 +13,7 @@ configuration, model, protocol, decoding) in the paper's row order (paper 2.1):
 - ``confusion/<config>__<model>__<protocol>.png``: pooled over folds.
 
 Cells read "mean ± sd over folds" in percent. Rows from the paper's leaky protocol (augment,
-then split samples: DESIGN section 5) carry "§" and ``protocol = paper``. LLM rows are
+then split samples: docs/design.md, "Subject-level splits") carry "§" and ``protocol = paper``. LLM rows are
 reported twice when generations exist: constrained scoring (``scored``) and the paper's
 greedy generation parsed strictly (``generated``; unparseable answers count as wrong).
 

@@ -11,7 +11,7 @@ For each label of ``config/rois.tsv``, in that (token) order:
 4. store as uint8.
 
 A label absent from the subject's aparc+aseg gives a zero patch and presence 0:
-the token keeps its position (DESIGN section 5), the model sees the flag.
+the token keeps its position (docs/design.md, "Fixed token order"), the model sees the flag.
 
 Intensity normalisation (the paper's code clips at the 0.5 / 99.5 percentiles
 and rescales): per subject, the percentiles are taken over all labelled voxels

@@ -1,4 +1,4 @@
-"""The demo LLM: a small, randomly initialised causal LM and tokenizer, built locally (DESIGN 5).
+"""The demo LLM: a small, randomly initialised causal LM and tokenizer, built locally (docs/design.md, "No downloads").
 
 Stands in for Qwen2.5-7B / Llama-3-8B (paper 4.2.3) in the synthetic demo and the
 tests. It is saved with ``save_pretrained`` and loaded through exactly the

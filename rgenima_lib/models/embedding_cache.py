@@ -1,4 +1,4 @@
-"""Cache of frozen encoder tokens: one safetensors file per encoder and fold (DESIGN section 3).
+"""Cache of frozen encoder tokens: one safetensors file per encoder and fold (docs/design.md, "Data flow").
 
 After stage-1 pretraining (paper 4.5.2) the encoder is frozen, so its output per subject
 never changes: computing it once and reading it in every stage-2 epoch saves re-running a

@@ -6,7 +6,7 @@ both stride 1), pretrained for segmentation on 23 medical datasets. We rebuild t
 with the same parameter names, so MedicalNet checkpoints (``resnet_18.pth``, saved from
 ``nn.DataParallel`` with ``module.`` prefixes, ``{"state_dict": ...}``) load directly; the
 segmentation head ``conv_seg.*`` is dropped. The feature is the global average of layer4:
-one 512-d token per subject (DESIGN section 6). Without ``med3d.weights`` in the config the
+one 512-d token per subject (docs/design.md, "Med3D"). Without ``med3d.weights`` in the config the
 backbone is randomly initialised, and :attr:`Med3D.init_source` says so in every output.
 
 Departures

@@ -16,7 +16,7 @@ Choices and departures from the paper, stated once here:
 
 - The paper gives one flat text; we send its first two sentences as the system
   message and the rest as the user message through the model's own chat
-  template (DESIGN 6). A tokenizer without a chat template (e.g. Llama-3 base)
+  template (docs/design.md, "Connector and prompt"). A tokenizer without a chat template (e.g. Llama-3 base)
   gets the Vicuna-style :data:`FALLBACK_CHAT_TEMPLATE`.
 - Samples without an image (SNP-only models; gene-only samples of the
   ``mixture`` configuration) carry no anchor: ``<Image Content>`` is the text
@@ -31,7 +31,7 @@ Choices and departures from the paper, stated once here:
   scoring and generation with a KV cache need); position ids count real
   tokens only, so a sample's logits do not depend on its batch.
 - ROI tokens whose presence flag is 0 (ROI missing in the subject) keep their
-  slot and position id (DESIGN 5: never a shifted position) but are EXCLUDED
+  slot and position id (docs/design.md, "Fixed token order") but are EXCLUDED
   FROM ATTENTION (attention mask 0): no token attends to a fabricated patch.
 """
 

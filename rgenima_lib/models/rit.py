@@ -1,4 +1,4 @@
-"""ROI-wise vision transformer (RiT), paper section 4.2.1, eqs. 4–6; DESIGN section 6.
+"""ROI-wise vision transformer (RiT), paper section 4.2.1, eqs. 4–6; docs/design.md, "RiT".
 
 Each subject's T1 is cut into N = 109 atlas ROIs, each resampled to S³ (S = 96 in the
 paper). A Conv3D whose kernel spans the whole ROI (kernel S³, stride S) turns every ROI
@@ -40,7 +40,7 @@ Departures from the paper
 - Missing ROIs: the paper fills them with zero patches (4.2.1). We keep the zero patch *and*
   a presence flag: a missing ROI's token is replaced by a learned "missing" embedding and is
   masked as an attention key, so its (zero) content never reaches another token, and its row
-  of :meth:`RiT.encode` is zero. The token order never shifts (DESIGN section 5).
+  of :meth:`RiT.encode` is zero. The token order never shifts (docs/design.md, "Fixed token order").
 - The paper does not say how the ViT output is pooled for the stage-1 head; we use a learned
   query attending over the present ROI tokens (or their mean, ``pool="mean"``); there is no
   CLS token, so the N cached tokens are exactly the ROIs.

@@ -8,7 +8,7 @@ loop adds what every model here needs and none had better do alone:
   never say SMC; ``balance="loss"`` weights the cross-entropy by n / (K · n_k) on the
   training labels, ``"sampler"`` draws batches with probability ∝ 1 / n_k instead;
 - early stopping on a validation part that the caller cut from the *training* subjects
-  (never the test fold: DESIGN section 5), keeping the best epoch's weights;
+  (never the test fold: docs/design.md, "Subject-level splits"), keeping the best epoch's weights;
 - determinism on CPU: one seed fixes the initial weights (when the caller seeds before
   building the model, :func:`seed_everything`), dropout, shuffling and sampling; the same
   seed and thread count give bit-identical weights.

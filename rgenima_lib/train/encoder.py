@@ -1,4 +1,6 @@
-"""Stage-1 encoder pretraining and token caching (paper 4.5.2; DESIGN sections 3, 5, 6).
+"""Stage-1 encoder pretraining and token caching (paper 4.5.2).
+
+Design: docs/design.md, "Data flow", "Subject-level splits" and "Model notes".
 
 "First, the vision encoders—Med3D and the proposed RiT—are trained on a four-way brain MRI
 classification task (NC, SMC, MCI, AD). After convergence, the encoder weights are frozen."

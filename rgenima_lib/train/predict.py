@@ -1,6 +1,6 @@
 """Prediction with the fine-tuned MLLM: answer scoring and strict greedy generation (paper 4.2.3, eq. 12).
 
-Two outputs per test subject, both reported (DESIGN 6):
+Two outputs per test subject, both reported (docs/design.md, "Prediction"):
 
 - **Scoring** (our addition): the log-likelihood of each of the four answers
   "This subject is <label>." given the prompt, summed over the answer's tokens,
