@@ -1,4 +1,4 @@
-# Interpretability (paper 2.2-2.4, 4.3; docs/design.md): streaming attention rollout of every test subject into one
+# Interpretability (paper 2.2-2.4, 4.3; docs/design.md, "Attribution"): streaming attention rollout of every test subject into one
 # attention dump per model and fold, then bootstrap stability of genes, stage ROIs and ROI-gene pairs, the
 # permutation test of stage ROIs against NC, the GWAS enrichment test and, on the synthetic cohort, the
 # planted-truth recovery. Everything after `attribute` reads the dumps only.

@@ -1,4 +1,4 @@
-# Splits and data sets (paper 4.4.2-4.4.3; docs/design.md): subject-level folds made once, the gene_only /
+# Splits and data sets (paper 4.4.2-4.4.3; docs/design.md, "Subject-level splits"): subject-level folds made once, the gene_only /
 # image_gene / mixture sample tables per fold, and the leakage audit of both protocols.
 
 

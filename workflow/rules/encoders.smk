@@ -1,4 +1,4 @@
-# Encoders and baselines (paper 4.2.1, 4.5.1-4.5.2; docs/design.md): stage-1 pretraining of RiT and Med3D
+# Encoders and baselines (paper 4.2.1, 4.5.1-4.5.2; docs/design.md, "Model notes"): stage-1 pretraining of RiT and Med3D
 # per fold on the fold's training subjects only, the frozen tokens of every imaged subject, and the
 # Table 1 baselines (MLP, BERT, BERT + Med3D / RiT with concatenation † or cross-modal attention ‡).
 # Settings (ENC, BASE) and helpers: rules/common.smk.

@@ -93,7 +93,7 @@ rule genotype_matrix:
 
 
 rule impute_genotypes:
-    """Missing calls -> 2p per fold, p from the fold's training subjects only (paper 4.4.1; docs/design.md)."""
+    """Missing calls -> 2p per fold, p from the fold's training subjects only (paper 4.4.1; docs/design.md, "Subject-level splits")."""
     input:
         genotypes=rules.genotype_matrix.output.genotypes,
         folds=R("folds"),
