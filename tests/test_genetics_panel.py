@@ -1,14 +1,12 @@
-"""Gene panel and .bim checks: chromosome names, SNP-to-gene mapping with a window, build check."""
+"""Gene panel and .bim checks: chromosome names, SNP-to-gene mapping with a window (build check: test_genetics_build)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from rgenima_lib.errors import InputDataError
-from rgenima_lib.genetics.panel import check_build, map_variants_to_genes, normalise_chrom, read_bim, read_gene_panel
+from rgenima_lib.genetics.panel import map_variants_to_genes, normalise_chrom, read_gene_panel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,15 +35,3 @@ def test_mapping_window_and_nearest_gene():
     assert window["distance_bp"].tolist() == [0, 100, 400, 400, 1, 50, -1]
     tie = map_variants_to_genes(pd.DataFrame({"chrom": ["1"], "pos": [2500]}), panel, 1000)
     assert tie["gene"].item() == "A"
-
-
-def test_build_check(tmp_path):
-    bim_path = tmp_path / "x.bim"
-    bim_path.write_text("chr19\trs429358\t0\t45411941\tC\tT\n19\trs7412\t0\t45412079\tT\tC\n")
-    assert check_build(read_bim(bim_path), bim_path) == []
-    bim_path.write_text("19\trs429358\t0\t50103781\tC\tT\n")
-    with pytest.raises(InputDataError, match="NCBI36"):
-        check_build(read_bim(bim_path), bim_path)
-    bim_path.write_text("19\trs1\t0\t45411941\tC\tT\n")
-    notes = check_build(read_bim(bim_path), bim_path)
-    assert len(notes) == 1 and "cannot confirm the genome build" in notes[0]

@@ -21,8 +21,8 @@ import yaml
 from rgenima_lib.cohort import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.genotype_matrix import gene_table, read_qc_genotypes
-from rgenima_lib.genetics.panel import read_gene_panel
-from rgenima_lib.genetics.plink_qc import REMOVED_BY, extract_panel, qc_report, run_qc
+from rgenima_lib.genetics.panel import BUILD_COLUMNS, read_gene_panel, read_reference_snps
+from rgenima_lib.genetics.plink_qc import REMOVED_BY, extract_panel, qc_report, run_plink2, run_qc
 from rgenima_lib.io import read_tsv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,9 +145,11 @@ def small(panel):
     return dosage, variants, [f"S{i:03d}" for i in range(40)]
 
 
-def extract(tmp, panel, dosage, variants, ids, subjects=None):
+def extract(tmp, panel, dosage, variants, ids, subjects=None, **kw):
+    """Extract a cohort simulated on the panel's first 8 genes: the other 97 genes are empty by design."""
     gt.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
-    return extract_panel(tmp / "raw", panel, 0, ids if subjects is None else subjects, tmp / "panel", **PLINK_KW)
+    return extract_panel(tmp / "raw", panel, 0, ids if subjects is None else subjects, tmp / "panel",
+                         min_gene_fraction=0.0, **PLINK_KW, **kw)
 
 
 def test_chr_prefix_is_normalised(tmp_path, panel, small):
@@ -163,18 +165,42 @@ def test_chr_prefix_is_normalised(tmp_path, panel, small):
     assert written == set(plain["chrom"])
 
 
+def to_build(variants, build):
+    """The simulated variants with every reference SNP moved to its position in ``build``."""
+    ref = read_reference_snps().set_index("rsid")
+    out = variants.copy()
+    hit = out["snp"].isin(ref.index)
+    out.loc[hit, "pos"] = ref.loc[out.loc[hit, "snp"], BUILD_COLUMNS[build]].astype(int).to_numpy()
+    return out
+
+
 def test_build_mismatch_names_grch38(tmp_path, panel, small):
     dosage, variants, ids = small
-    grch38 = variants.copy()
-    grch38.loc[grch38["snp"] == "rs429358", "pos"] = 44908684
-    grch38.loc[grch38["snp"] == "rs7412", "pos"] = 44908822
-    with pytest.raises(InputDataError, match=r"GRCh38.*GRCh37|GRCh37.*GRCh38") as err:
-        extract(tmp_path, panel, dosage, grch38, ids)
-    assert "raw.bim" in str(err.value) and "liftOver" in str(err.value)
+    with pytest.raises(InputDataError, match=r"look like GRCh38 \(hg38\), not GRCh37") as err:
+        extract(tmp_path, panel, dosage, to_build(variants, "GRCh38"), ids)
+    assert "raw.bim" in str(err.value) and "liftOver" in str(err.value) and "--update-map" in str(err.value)
+    assert not (tmp_path / "panel.bed").exists()
+    # One of the few reference SNPs off its position: no longer "nearly all" at GRCh37.
     shifted = variants.copy()
     shifted.loc[shifted["snp"] == "rs7412", "pos"] += 17
-    with pytest.raises(InputDataError, match="not at its GRCh37 position"):
+    with pytest.raises(InputDataError, match="fit no single genome build") as err:
         extract(tmp_path, panel, dosage, shifted, ids)
+    assert "rs7412 at chr19:45412096 (GRCh37: chr19:45412079)" in str(err.value)
+
+
+def test_extraction_summary_records_the_build_and_the_sex_check(tmp_path, panel, small):
+    dosage, variants, ids = small
+    sexes = {s: "Male" for s in ids}  # make_fam codes everyone 1 = male
+    _, summary = extract(tmp_path, panel, dosage, variants, ids, sexes=sexes)
+    assert summary["genome_build"]["build"] == "GRCh37"
+    assert summary["genome_build"]["reference_snps_found"] >= 2
+    assert summary["genes_with_variants"] == 8 and summary["notes"] == []
+    sexes[ids[0]] = "Female"  # 1 of 40 = 2.5 % > 2 %: stop
+    with pytest.raises(InputDataError, match="1 of 40 subjects") as err:
+        extract(tmp_path, panel, dosage, variants, ids, sexes=sexes)
+    assert ids[0] in str(err.value) and "max_sex_mismatch_fraction" in str(err.value)
+    _, summary = extract(tmp_path, panel, dosage, variants, ids, sexes=sexes, max_sex_mismatch_fraction=0.05)
+    assert any("1 of 40 subjects" in n and "going on" in n for n in summary["notes"])
 
 
 def test_non_acgt_alleles_removed_and_reported(tmp_path, panel, small):
@@ -215,7 +241,7 @@ def test_fam_matching_no_subject_is_refused(tmp_path, panel, small):
     gt.write_plink_bed(tmp_path / "swap", dosage, variants,
                        make_fam(ids).assign(iid=[f"X{i}" for i in range(40)]))
     with pytest.raises(InputDataError, match="swapped"):
-        extract_panel(tmp_path / "swap", panel, 0, ids, tmp_path / "panel", **PLINK_KW)
+        extract_panel(tmp_path / "swap", panel, 0, ids, tmp_path / "panel", min_gene_fraction=0.0, **PLINK_KW)
 
 
 def test_gene_without_snps_after_qc_is_reported_and_dropped(tmp_path, panel, small):
@@ -238,16 +264,27 @@ def test_gene_without_snps_after_qc_is_reported_and_dropped(tmp_path, panel, sma
 
 def test_cli_build_mismatch_exits_2_and_leaves_nothing(tmp_path, small):
     dosage, variants, ids = small
-    bad = variants.copy()
-    bad.loc[bad["snp"] == "rs429358", "pos"] = 44908684
-    gt.write_plink_bed(tmp_path / "raw", dosage, bad, make_fam(ids))
-    pd.DataFrame({"subject": ids}).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    gt.write_plink_bed(tmp_path / "raw", dosage, to_build(variants, "NCBI36"), make_fam(ids))
+    pd.DataFrame({"subject": ids, "sex": "Male"}).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "rgenima_lib.cli", "panel-extract", "--bfile", str(tmp_path / "raw"),
          "--gene-panel", str(REPO / "config" / "gene_panel.tsv"), "--manifest", str(tmp_path / "manifest.tsv"),
-         "--out-prefix", str(out / "panel"), "--variants", str(out / "v.tsv"), "--summary", str(out / "s.json")],
+         "--min-gene-fraction", "0", "--out-prefix", str(out / "panel"), "--variants", str(out / "v.tsv"),
+         "--summary", str(out / "s.json")],
         capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    assert "build mismatch" in proc.stderr and "GRCh38" in proc.stderr
+    assert "look like NCBI36 (hg18), not GRCh37" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_plink2_failure_names_the_command_and_the_log(tmp_path, caplog):
+    with pytest.raises(InputDataError) as err:
+        run_plink2(["--bfile", str(tmp_path / "absent"), "--make-bed", "--out", str(tmp_path / "x")],
+                   memory_mb=640, input_path=tmp_path / "absent", log_hint="results/logs/genetics/plink_qc.log")
+    text = str(err.value)
+    assert "plink2 failed (exit" in text and "Command: " in text and "--bfile" in text and "--out" in text
+    assert "plink2 said: Error" in text and "results/logs/genetics/plink_qc.log" in text
+    assert "-v" not in text.split("Fix:")[1]
+    # The whole plink2 output went to the log (stderr) just before.
+    assert any("plink2 output" in r.getMessage() for r in caplog.records)

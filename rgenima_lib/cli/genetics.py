@@ -10,8 +10,15 @@ from pathlib import Path
 log = logging.getLogger("rgenima")
 
 
+# Where each command's stderr goes when the workflow runs it (the rule's log:), named in plink2 errors.
+RULE_LOGS = {"panel-extract": "results/logs/genetics/panel_extract.log",
+             "plink-qc": "results/logs/genetics/plink_qc.log"}
+
+
 def _plink_kw(args) -> dict:
-    return {"plink2": args.plink2, "threads": args.threads, "memory_mb": args.memory_mb}
+    rule_log = RULE_LOGS.get(getattr(args, "command", ""))
+    return {"plink2": args.plink2, "threads": args.threads, "memory_mb": args.memory_mb,
+            "log_hint": f"{rule_log} when run by the workflow" if rule_log else None}
 
 
 def _manifest(path):
@@ -24,14 +31,20 @@ def _manifest(path):
 
 
 def cmd_panel_extract(args: argparse.Namespace) -> None:
-    from rgenima_lib.genetics.panel import read_gene_panel
+    from rgenima_lib.genetics.panel import read_gene_panel, read_reference_snps
     from rgenima_lib.genetics.plink_qc import extract_panel
     from rgenima_lib.io import write_json, write_tsv
 
     panel = read_gene_panel(args.gene_panel)
+    reference = read_reference_snps(args.reference_snps)
     manifest = _manifest(args.manifest)
+    sexes = None
+    if "sex" in manifest.columns:
+        sexes = dict(zip(manifest["subject"], manifest["sex"].fillna("").astype(str)))
     variants, summary = extract_panel(args.bfile, panel, int(round(args.window_kb * 1000)), manifest["subject"],
-                                      args.out_prefix, **_plink_kw(args))
+                                      args.out_prefix, reference=reference, assume_build=args.assume_build,
+                                      min_gene_fraction=args.min_gene_fraction, sexes=sexes,
+                                      max_sex_mismatch_fraction=args.max_sex_mismatch_fraction, **_plink_kw(args))
     for note in summary["notes"]:
         log.warning("%s", note)
     write_tsv(variants, args.variants)
@@ -89,7 +102,7 @@ def cmd_impute_genotypes(args: argparse.Namespace) -> None:
     from rgenima_lib.data.splits import read_folds
     from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage, load_genotypes, save_genotypes
 
-    geno = load_genotypes(args.genotypes)
+    geno = load_genotypes(args.genotypes, rule="genotype_matrix")
     subjects = geno["subjects"].tolist()
     folds = read_folds(args.folds).set_index("subject")
     fold_of = folds["fold"].reindex(subjects)
@@ -118,7 +131,7 @@ def cmd_snp_text_tokens(args: argparse.Namespace) -> None:
     from rgenima_lib.genetics.serialize import GenomeLayout, load_tokenizer, serialize_genome, token_stats
     from rgenima_lib.io import write_tsv
 
-    geno = load_genotypes(args.imputed)
+    geno = load_genotypes(args.imputed, rule="impute_genotypes")
     snps = read_snps(args.snps)
     layout = GenomeLayout.from_snps(snps)
     tokenizer = load_tokenizer(args.tokenizer)
@@ -151,6 +164,13 @@ def register(sub) -> None:
     p.add_argument("--out-prefix", required=True, help="prefix of the panel .bed/.bim/.fam")
     p.add_argument("--variants", required=True, help="TSV: every panel variant with its gene")
     p.add_argument("--summary", required=True, help="JSON: counts and notes")
+    p.add_argument("--reference-snps", help="genome-build reference SNPs (default: config/build_reference_snps.tsv)")
+    p.add_argument("--assume-build", choices=["GRCh37"],
+                   help="go on as GRCh37 when the .bim holds no reference SNP (genetics.assume_build)")
+    p.add_argument("--min-gene-fraction", type=float, default=0.5,
+                   help="stop when fewer panel genes than this share hold a variant (genetics.min_gene_fraction)")
+    p.add_argument("--max-sex-mismatch-fraction", type=float, default=0.02,
+                   help=".fam vs clinical sex mismatches allowed (genetics.max_sex_mismatch_fraction)")
     _add_plink_args(p)
     p.set_defaults(func=cmd_panel_extract)
 

@@ -42,6 +42,19 @@ epsilon4, T of rs7412 marks epsilon2; freq is a European-ancestry a1 frequency."
 
 APOE_GENE = "APOE"
 
+BUILD_CHECK_SNPS: dict[str, tuple[str, int, str]] = {
+    "rs2075650": ("19", 45395619, "TOMM40"),
+    "rs11136000": ("8", 27464519, "CLU"),
+    "rs6656401": ("1", 207692049, "CR1"),
+    "rs11218343": ("11", 121435587, "SORL1"),
+    "rs1801133": ("1", 11856378, "MTHFR"),
+    "rs4680": ("22", 19951271, "COMT"),
+}
+"""Real SNPs (chrom, GRCh37 position, gene) of config/build_reference_snps.tsv, besides APOE's, that the
+simulator places so that the genome-build check of panel_extract sees GRCh37 on several chromosomes. Each
+takes the place of a drawn SNP of its gene next to it in genomic order (``_place_build_check_snps``), so
+that no random draw and no row order changes: the genotypes are those the simulator drew before."""
+
 VARIANT_COLUMNS = ("chrom", "snp", "cm", "pos", "a1", "a2", "gene", "freq_a1", "planted")
 FAM_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")
 PLANTED_KINDS = ("low_maf", "hwe", "missing")
@@ -244,7 +257,35 @@ def _layout_variants(gene_panel: pd.DataFrame, n_variants: int,
     variants["cm"] = 0.0
     variants["chrom_num"] = variants["chrom"].astype(int)
     variants = variants.sort_values(["chrom_num", "pos"], kind="stable", ignore_index=True)
-    return variants.drop(columns="chrom_num")
+    return _place_build_check_snps(variants.drop(columns="chrom_num"))
+
+
+def _place_build_check_snps(variants: pd.DataFrame) -> pd.DataFrame:
+    """Move one drawn SNP per ``BUILD_CHECK_SNPS`` entry to the real SNP's GRCh37 position and rsID.
+
+    The SNP replaced is a non-APOE SNP of the same gene adjacent to the real
+    position in genomic order (the nearer of the two neighbours), so the table
+    stays sorted without reordering and no random number is drawn. A real SNP
+    whose gene is absent, or whose neighbours both belong to other genes, is
+    skipped.
+    """
+    variants = variants.copy()
+    for rsid, (chrom, pos, gene) in BUILD_CHECK_SNPS.items():
+        if rsid in set(variants["snp"]):
+            continue
+        on_chrom = np.flatnonzero(variants["chrom"].to_numpy() == chrom)
+        if on_chrom.size == 0 or pos in set(variants["pos"].to_numpy()[on_chrom]):
+            continue
+        positions = variants["pos"].to_numpy()[on_chrom]
+        k = int(np.searchsorted(positions, pos))  # positions[k - 1] < pos < positions[k]
+        candidates = [on_chrom[j] for j in (k - 1, k) if 0 <= j < on_chrom.size]
+        candidates = [i for i in candidates
+                      if variants.at[i, "gene"] == gene and not variants.at[i, "apoe"]]
+        if not candidates:
+            continue
+        i = min(candidates, key=lambda i: abs(int(variants.at[i, "pos"]) - pos))
+        variants.at[i, "snp"], variants.at[i, "pos"] = rsid, pos
+    return variants
 
 
 def planted_counts(n_variants: int, n_subjects: int) -> dict[str, int]:

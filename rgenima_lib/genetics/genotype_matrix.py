@@ -15,6 +15,9 @@ for all folds. It is label-free and does not change any fold's imputation.
 from __future__ import annotations
 
 import logging
+import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -182,10 +185,77 @@ def save_genotypes(path, dosage: np.ndarray, subjects, snps, **extra) -> None:
                      snps=np.asarray(snps, dtype=str), **extra)
 
 
-def load_genotypes(path) -> dict[str, np.ndarray]:
-    """Read a ``save_genotypes`` file into a dict of arrays."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+GENOTYPE_ARRAYS = ("dosage", "subjects", "snps")
+"""Arrays every ``save_genotypes`` file holds (imputed folds hold more)."""
+
+
+def producing_rule(path) -> str:
+    """The rule that writes a genotype ``.npz``: ``genotype_matrix`` for genotypes.npz, else ``impute_genotypes``."""
+    name = Path(path).name
+    return "impute_genotypes" if name.startswith("fold") or Path(path).parent.name == "imputed" else "genotype_matrix"
+
+
+def load_genotypes(path, *, rule: str | None = None, required=GENOTYPE_ARRAYS) -> dict[str, np.ndarray]:
+    """Read a ``save_genotypes`` file into a dict of arrays, refusing a damaged one.
+
+    Every reader of ``genotypes.npz`` and of the imputed ``fold<k>.npz``
+    (impute-genotypes, snp-text-tokens, the data sets, fine-tuning, the
+    baselines) goes through here.
+
+    Parameters
+    ----------
+    path : str or Path
+    rule : str, optional
+        The rule that writes the file, named in the fix (default: from the
+        file name, ``producing_rule``).
+    required : sequence of str
+        Arrays that must be present.
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, not a readable ``.npz`` (truncated, not a zip,
+        a damaged member), lacks one of ``required``, or its arrays disagree
+        in shape (dosage must be subjects x snps). Names the file and the rule
+        to rerun.
+    """
+    rule = rule or producing_rule(path)
+    fix = (f"delete it and rerun the rule that writes it ({rule}), e.g. "
+           f"'snakemake --forcerun {rule} ...', so that every rule after it is rerun too.")
+    if not Path(path).is_file():
+        raise InputDataError("genotype matrix not found.", path=path, fix=f"run the rule {rule} first.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise InputDataError("not an .npz archive (a bare array or another file under this name).",
+                                 path=path, fix=fix)
+        with loaded as data:
+            missing = [k for k in required if k not in data.files]
+            if missing:
+                raise InputDataError(
+                    f"genotype matrix lacks the array(s) {', '.join(missing)} (it holds "
+                    f"{', '.join(data.files) or 'nothing'}): written by another version or damaged.",
+                    path=path, fix=fix)
+            arrays = {k: data[k] for k in data.files}
+    except InputDataError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputDataError(f"cannot read the genotype matrix ({type(exc).__name__}: {exc}); the file is "
+                             "truncated or damaged (e.g. a disk that filled up, an interrupted copy).",
+                             path=path, fix=fix) from exc
+    if "dosage" in arrays:
+        dosage = arrays["dosage"]
+        shape_ok = dosage.ndim == 2
+        if shape_ok and "subjects" in arrays:
+            shape_ok = len(arrays["subjects"]) == dosage.shape[0]
+        if shape_ok and "snps" in arrays:
+            shape_ok = len(arrays["snps"]) == dosage.shape[1]
+        if not shape_ok:
+            raise InputDataError(
+                f"genotype matrix arrays disagree: dosage has shape {dosage.shape}, "
+                f"{len(arrays.get('subjects', []))} subjects and {len(arrays.get('snps', []))} SNPs.",
+                path=path, fix=fix)
+    return arrays
 
 
 def read_snps(path) -> pd.DataFrame:

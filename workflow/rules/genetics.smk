@@ -7,6 +7,7 @@ rule panel_extract:
     input:
         genotypes=multiext(DATA["genotypes"], ".bed", ".bim", ".fam"),
         gene_panel=GEN["gene_panel"],
+        reference_snps=GEN["build_reference_snps"],
         manifest=R("manifest"),
     output:
         trio=multiext(R("panel_trio"), ".bed", ".bim", ".fam"),
@@ -17,6 +18,12 @@ rule panel_extract:
         bfile=lambda w, input: input.genotypes[0][: -len(".bed")],
         prefix=lambda w, output: output.trio[0][: -len(".bed")],
         window_kb=GEN["window_kb"],
+        # Build and input checks of panel_extract (docs/genotype_checks.md).
+        checks=[
+            *(["--assume-build", GEN["assume_build"]] if GEN["assume_build"] else []),
+            "--min-gene-fraction", GEN["min_gene_fraction"],
+            "--max-sex-mismatch-fraction", GEN["max_sex_mismatch_fraction"],
+        ],
         plink2=PLINK["binary"],
         memory_mb=PLINK["memory_mb"],
     threads: PLINK["threads"]
@@ -30,6 +37,7 @@ rule panel_extract:
         conda_env("genetics")
     shell:
         "rgenima panel-extract --bfile {params.bfile:q} --gene-panel {input.gene_panel:q} "
+        "--reference-snps {input.reference_snps:q} {params.checks:q} "
         "--manifest {input.manifest:q} --window-kb {params.window_kb:q} --out-prefix {params.prefix:q} "
         "--variants {output.variants:q} --summary {output.summary:q} --plink2 {params.plink2:q} "
         "--threads {threads:q} --memory-mb {params.memory_mb:q} > {log:q} 2>&1"
