@@ -272,7 +272,7 @@ def test_cli_build_mismatch_exits_2_and_leaves_nothing(tmp_path, small):
          "--gene-panel", str(REPO / "config" / "gene_panel.tsv"), "--manifest", str(tmp_path / "manifest.tsv"),
          "--min-gene-fraction", "0", "--out-prefix", str(out / "panel"), "--variants", str(out / "v.tsv"),
          "--summary", str(out / "s.json")],
-        capture_output=True, text=True)
+        capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "look like NCBI36 (hg18), not GRCh37" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() or not any(out.iterdir())

@@ -60,7 +60,7 @@ FAM_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")
 PLANTED_KINDS = ("low_maf", "hwe", "missing")
 _PANEL_COLUMNS = ("gene", "chrom", "start_grch37", "end_grch37")
 
-# The QC the planted failures are designed against (DESIGN: genetics QC stage).
+# The QC the planted failures are designed against (docs/design.md, "Genetics QC").
 QC_GENO, QC_MAF, QC_HWE = 0.95, 0.05, 1e-6
 # Margins every valid SNP keeps on the realised data, so small cohorts cannot
 # let a valid SNP drift across a QC threshold by chance.

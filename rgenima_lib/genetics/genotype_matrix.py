@@ -4,7 +4,7 @@ Paper 4.4.1: after QC, "missing values were imputed using the empirical
 allele-frequency-based expected genotype", i.e. 2p with p the minor allele
 frequency. The paper estimates p on the whole cohort; here p comes from the
 training subjects of each fold only, so that no test subject's genotype enters
-a fitted step (DESIGN section 5). Under ``split.protocol: paper`` (the paper's
+a fitted step (docs/design.md, "Subject-level splits"). Under ``split.protocol: paper`` (the paper's
 own, leaky protocol) p comes from every genotyped subject, as in the paper.
 
 The counted allele is the minor allele of the whole QC'd cohort: the same
