@@ -77,7 +77,18 @@ def _schema_case(config_text: str, value: str, key_path: list[str], bound: str):
     return build
 
 
+def backbone_without_weights_or_demo_arch(tmp: Path) -> Invocation:
+    text = "llm:\n  backbones:\n    qwen: {model_path: null}\n    mistral: {model_path: null}\n"
+    return Invocation(_dry_run(tmp, text), [tmp / "results"], exit_code=1,
+                      message=["backbone(s) mistral of llm.backbones have no model_path and no demo architecture",
+                               "llm.demo.arch.<name>", "llm.backbones.mistral.model_path"])
+
+
 CASES = [
+    BadInput("backbone-without-weights-or-demo-arch", "models_and_config",
+             "a backbone in `llm.backbones` with no `model_path` and no `llm.demo.arch` entry",
+             "refused when the workflow is planned (snakemake exits 1), naming the backbone and both keys that fix it",
+             backbone_without_weights_or_demo_arch),
     BadInput("model-folder-without-config-json", "models_and_config",
              "a base LLM folder of weights and tokenizer without `config.json` (finetune --base)",
              "refused before any data is read: names the folder and `llm.backbones.<name>.model_path`",
