@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rgenima_lib.cohort.clinical import STAGES, baseline_stages
+from rgenima_lib.cohort.clinical import baseline_stages
 from rgenima_lib.cohort.layout import (BASELINE_SESSIONS, DEFAULT_INTENSITY_IMAGE, DEFAULT_SUBJECT_ID_PATTERN,
                                        DEFAULT_WHOLEBRAIN_IMAGE, find_t1w)
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.vocabulary import STAGES
 
 log = logging.getLogger("rgenima")
 
