@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, make_workdir, run_snakemake
+from rgenima_lib.vocabulary import STAGES
 
-STAGES = ("NC", "SMC", "MCI", "AD")
 MODEL = "rgenima_qwen"
 DCONFIG = "image_gene"
 N_FOLDS = 2
@@ -36,12 +36,12 @@ def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, see
     """
     import torch
 
-    from rgenima_lib.cohort.rois_table import read_rois_table
     from rgenima_lib.genetics.genotype_matrix import save_genotypes
     from rgenima_lib.io import read_tsv, write_json
     from rgenima_lib.models.demo_llm import build_demo_llm
     from rgenima_lib.models.embedding_cache import save_embeddings
     from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
+    from rgenima_lib.vocabulary import read_rois_table
 
     rng = np.random.default_rng(seed)
     genes = read_tsv(REPO / "config" / "gene_panel.tsv")["gene"].tolist()

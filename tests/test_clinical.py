@@ -6,32 +6,34 @@ import pytest
 
 from rgenima_lib.cohort import clinical as clin
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.synthetic import clinical as synth_clin
+from rgenima_lib.vocabulary import STAGES
 
 
 @pytest.mark.parametrize("n", [4, 7, 60, 1998, 2000])
 def test_stage_counts_sum_and_paper_proportions(n):
-    counts = clin.stage_counts(n)
+    counts = synth_clin.stage_counts(n)
     assert sum(counts.values()) == n
     assert min(counts.values()) >= 1
     paper = np.array([644, 100, 916, 338]) / 1998
-    got = np.array([counts[s] for s in clin.STAGES]) / n
+    got = np.array([counts[s] for s in STAGES]) / n
     assert np.abs(got - paper).max() <= max(1.5 / n, 1e-9) or n < 20
 
 
 def test_stage_counts_reproduce_paper_cohort():
-    assert clin.stage_counts(1998) == {"NC": 644, "SMC": 100, "MCI": 916, "AD": 338}
+    assert synth_clin.stage_counts(1998) == {"NC": 644, "SMC": 100, "MCI": 916, "AD": 338}
 
 
 def test_ptids_are_adni_formatted_and_unique():
-    ptids = clin.make_ptids(500, np.random.default_rng(0))
+    ptids = synth_clin.make_ptids(500, np.random.default_rng(0))
     assert len(set(ptids)) == 500
     assert all(len(p) == 10 and p[3:6] == "_S_" and p[:3].isdigit() and p[6:].isdigit() for p in ptids)
 
 
 def test_clinical_table_codes_and_ages():
     rng = np.random.default_rng(1)
-    stages = np.repeat(clin.STAGES, [300, 300, 300, 300])
-    table = clin.make_clinical_table(clin.make_ptids(1200, rng), stages, rng)
+    stages = np.repeat(STAGES, [300, 300, 300, 300])
+    table = synth_clin.make_clinical_table(synth_clin.make_ptids(1200, rng), stages, rng)
     assert set(table["DX_bl"]) == {"CN", "SMC", "EMCI", "LMCI", "AD"}
     staged, excluded = clin.baseline_stages(table)
     assert excluded.empty
@@ -198,7 +200,7 @@ def test_unsafe_subject_ids_are_refused_with_line_and_repr(bad):
 
 
 def test_adni_ptids_pass_and_pattern_is_configurable():
-    ptids = clin.make_ptids(50, np.random.default_rng(3))
+    ptids = synth_clin.make_ptids(50, np.random.default_rng(3))
     clin.check_subject_ids(pd.Series(ptids), path="x.csv")
     with pytest.raises(InputDataError, match="line 2: '011_S_0002'"):
         clin.check_subject_ids(pd.Series(["011_S_0002"], index=[2]), path="x.csv", pattern=r"^S\d+$")

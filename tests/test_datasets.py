@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.data.audit import audit_split, audit_table
 from rgenima_lib.data.datasets import DATA_CONFIGS, build_dataset
 from rgenima_lib.data.splits import make_subject_folds
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.augment import CANONICAL
+from rgenima_lib.vocabulary import STAGES
 
 K = 3  # permutations per training subject in these tests
 

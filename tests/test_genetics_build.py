@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rgenima_lib.cohort import genotypes as gt
+from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.panel import (BUILD_COLUMNS, GRCH37_MIN_FRACTION, check_build, check_gene_coverage,
                                         check_panel_chromosomes, decide_build, map_variants_to_genes,

@@ -1,7 +1,7 @@
 """Genetics stage with the real plink2: panel extraction, QC report, genotype matrix, bad input.
 
 The QC of the demo cohort's genotypes is checked against an independent Python
-computation (``rgenima_lib.cohort.genotypes.read_plink_bed`` + ``allele_summary``:
+computation (``rgenima_lib.genetics.plink_io.read_plink_bed`` + ``allele_summary``:
 missingness, MAF, HWE exact p) on the same ``.bed``; the planted failures must
 all go and no valid SNP may be lost.
 """
@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from rgenima_lib.cohort import genotypes as gt
+from rgenima_lib.genetics import allele_stats, plink_io
+from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.genotype_matrix import gene_table, read_qc_genotypes
 from rgenima_lib.genetics.panel import BUILD_COLUMNS, read_gene_panel, read_reference_snps
@@ -55,7 +56,7 @@ def demo(panel, tmp_path_factory):
     dosage, variants = gt.simulate_panel_genotypes(raw_panel, n_subjects, n_variants, np.random.default_rng([seed, 1]))
     ids = [f"SYN{i:04d}" for i in range(n_subjects)]
     tmp = tmp_path_factory.mktemp("demo_geno")
-    gt.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
+    plink_io.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
     extracted, summary = extract_panel(tmp / "raw", panel, 0, ids, tmp / "panel", **PLINK_KW)
     table = run_qc(tmp / "panel", extracted, tmp / "qc", **QC, **PLINK_KW)
     return dict(dosage=dosage, variants=variants, ids=ids, dir=tmp, summary=summary, table=table,
@@ -64,8 +65,8 @@ def demo(panel, tmp_path_factory):
 
 def independent_qc(bed_prefix, geno, maf, hwe) -> pd.DataFrame:
     """Python-only QC of a .bed: statistics, then the filters in the paper's order."""
-    dosage, bim, _ = gt.read_plink_bed(bed_prefix)
-    stats = gt.allele_summary(dosage)
+    dosage, bim, _ = plink_io.read_plink_bed(bed_prefix)
+    stats = allele_stats.allele_summary(dosage)
     stats.index = bim["snp"]
     removed = pd.Series("", index=stats.index)
     fail = {"geno": stats["missing_frac"] > geno, "maf": stats["maf"] < maf, "hwe": stats["hwe_p"] < hwe}
@@ -147,7 +148,7 @@ def small(panel):
 
 def extract(tmp, panel, dosage, variants, ids, subjects=None, **kw):
     """Extract a cohort simulated on the panel's first 8 genes: the other 97 genes are empty by design."""
-    gt.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
+    plink_io.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
     return extract_panel(tmp / "raw", panel, 0, ids if subjects is None else subjects, tmp / "panel",
                          min_gene_fraction=0.0, **PLINK_KW, **kw)
 
@@ -238,7 +239,7 @@ def test_fam_matching_no_subject_is_refused(tmp_path, panel, small):
     assert "raw.fam" in str(err.value) and "--update-ids" in str(err.value)
     assert not (tmp_path / "panel.bed").exists()
     # FID/IID swapped: say so.
-    gt.write_plink_bed(tmp_path / "swap", dosage, variants,
+    plink_io.write_plink_bed(tmp_path / "swap", dosage, variants,
                        make_fam(ids).assign(iid=[f"X{i}" for i in range(40)]))
     with pytest.raises(InputDataError, match="swapped"):
         extract_panel(tmp_path / "swap", panel, 0, ids, tmp_path / "panel", min_gene_fraction=0.0, **PLINK_KW)
@@ -264,7 +265,7 @@ def test_gene_without_snps_after_qc_is_reported_and_dropped(tmp_path, panel, sma
 
 def test_cli_build_mismatch_exits_2_and_leaves_nothing(tmp_path, small):
     dosage, variants, ids = small
-    gt.write_plink_bed(tmp_path / "raw", dosage, to_build(variants, "NCBI36"), make_fam(ids))
+    plink_io.write_plink_bed(tmp_path / "raw", dosage, to_build(variants, "NCBI36"), make_fam(ids))
     pd.DataFrame({"subject": ids, "sex": "Male"}).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
     out = tmp_path / "out"
     proc = subprocess.run(

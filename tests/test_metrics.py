@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.evaluate.metrics import (auc_one_vs_rest, bootstrap_ci, classification_metrics, confusion_matrix,
                                           label_indices, summarize_folds)
 from rgenima_lib.evaluate.tables import PAPER, Run, model_label, read_predictions, row_sort_key, write_tables
 from rgenima_lib.model_ids import canonical_model
+from rgenima_lib.vocabulary import STAGES
 
 
 def random_predictions(n=300, seed=0, skill=1.5):

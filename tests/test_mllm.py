@@ -11,8 +11,8 @@ import torch
 from rgenima_lib.models.demo_llm import DEMO_NOTE, build_demo_llm, is_demo_model, model_note
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA, answer_nll
 from rgenima_lib.models.prompting import PromptCollator, PromptSample
+from rgenima_lib.vocabulary import STAGES
 
-STAGES = ("NC", "SMC", "MCI", "AD")
 D_VIS = 8
 
 

@@ -12,10 +12,14 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from rgenima_lib.cohort import phantom as ph
-from rgenima_lib.cohort.rois_table import (ROI_LABELS, read_freesurfer_lut,
-                                           read_rois_table)
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.imaging.freesurfer_lut import read_freesurfer_lut
+from rgenima_lib.synthetic import anatomy
+from rgenima_lib.synthetic.plot import plot_phantom_slices
+from rgenima_lib.synthetic.render import render_subject
+from rgenima_lib.synthetic.rois_table import ROI_LABELS
+from rgenima_lib.synthetic.write import write_subject_images
+from rgenima_lib.vocabulary import read_rois_table
 
 ROIS_TSV = REPO / "config" / "rois.tsv"
 LUT = REPO / "config" / "FreeSurferColorLUT.txt"
@@ -24,7 +28,7 @@ VOXEL_MM = 2.0
 
 @pytest.fixture(scope="module")
 def phantom():
-    return ph.build_phantom(VOXEL_MM)
+    return anatomy.build_phantom(VOXEL_MM)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def rois():
 
 
 def _render(phantom, atrophy, seed):
-    return ph.render_subject(phantom, atrophy, np.random.default_rng(seed))
+    return render_subject(phantom, atrophy, np.random.default_rng(seed))
 
 
 def _counts(labels: np.ndarray) -> np.ndarray:
@@ -43,12 +47,12 @@ def _counts(labels: np.ndarray) -> np.ndarray:
 # --- atlas and phantom -------------------------------------------------------------
 
 def test_dk_atlas_is_found_and_maps_to_freesurfer_names():
-    atlas = ph.locate_dk_atlas()
+    atlas = anatomy.locate_dk_atlas()
     assert atlas.is_file() and atlas.name == "atlas-desikankilliany.nii.gz"
-    mapping = ph.dk_to_freesurfer(pd.read_csv(atlas.with_name("atlas-desikankilliany.csv")))
+    mapping = anatomy.dk_to_freesurfer(pd.read_csv(atlas.with_name("atlas-desikankilliany.csv")))
     assert len(mapping) == 83 and len(set(mapping.values())) == 83
     names = dict(zip(*read_freesurfer_lut(LUT)[["label_id", "name"]].to_numpy().T))
-    for i, name in enumerate(ph.FS_APARC_NAMES, start=1):
+    for i, name in enumerate(anatomy.FS_APARC_NAMES, start=1):
         assert names[1000 + i] == f"ctx-lh-{name}" and names[2000 + i] == f"ctx-rh-{name}"
     assert 1004 not in mapping.values()
 
@@ -77,7 +81,7 @@ def test_rendered_subject_has_the_roi_labels(phantom, rois):
     assert images.t1_raw.shape == images.norm.shape == phantom.labels.shape
     # norm is skull-stripped: zero wherever the raw image shows only skull and scalp.
     assert images.norm[images.aparc_aseg > 0].mean() > 60
-    assert (images.norm[~ph.build_phantom(VOXEL_MM).brain_mask] == 0).mean() > 0.95
+    assert (images.norm[~anatomy.build_phantom(VOXEL_MM).brain_mask] == 0).mean() > 0.95
 
 
 @pytest.mark.parametrize("label", [17, 1006, 10, 2035])
@@ -86,13 +90,13 @@ def test_atrophy_removes_the_requested_fraction(phantom, label):
     shrunk = _counts(_render(phantom, {label: 0.3}, 3).aparc_aseg)
     assert base[label] > 0
     assert 1 - shrunk[label] / base[label] == pytest.approx(0.3, abs=0.08)
-    assert shrunk[ph.CSF] > base[ph.CSF]  # the lost tissue became CSF
+    assert shrunk[anatomy.CSF] > base[anatomy.CSF]  # the lost tissue became CSF
 
 
 def test_atrophy_leaves_other_labels_alone(phantom):
     base = _counts(_render(phantom, {}, 4).aparc_aseg)
     shrunk = _counts(_render(phantom, {53: 0.4}, 4).aparc_aseg)
-    others = [label for label in ROI_LABELS if label not in (53, ph.CSF)]
+    others = [label for label in ROI_LABELS if label not in (53, anatomy.CSF)]
     assert np.array_equal(base[others], shrunk[others])
 
 
@@ -115,7 +119,7 @@ def test_rendering_is_deterministic(phantom):
 def test_written_files_load_with_the_right_dtype_shape_and_affine(phantom, tmp_path):
     images = _render(phantom, {17: 0.2}, 5)
     t1w = tmp_path / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
-    ph.write_subject_images(images, t1w, tmp_path / "fs" / "sub-01")
+    write_subject_images(images, t1w, tmp_path / "fs" / "sub-01")
     expected = {t1w: (np.uint8, images.t1_raw)}
     mri = tmp_path / "fs" / "sub-01" / "mri"
     expected.update({mri / "orig.mgz": (np.uint8, images.t1_raw),
@@ -134,12 +138,12 @@ def test_written_files_load_with_the_right_dtype_shape_and_affine(phantom, tmp_p
 
 
 def test_slice_figure_is_written(tmp_path):
-    phantom4 = ph.build_phantom(4.0)  # the figure only needs to exist; keep it cheap
-    images = ph.render_subject(phantom4, {}, np.random.default_rng(0))
-    ph.write_subject_images(images, tmp_path / "t1.nii.gz", tmp_path / "fs")
+    phantom4 = anatomy.build_phantom(4.0)  # the figure only needs to exist; keep it cheap
+    images = render_subject(phantom4, {}, np.random.default_rng(0))
+    write_subject_images(images, tmp_path / "t1.nii.gz", tmp_path / "fs")
     out = tmp_path / "slices.png"
-    ph.plot_phantom_slices(tmp_path / "t1.nii.gz", tmp_path / "fs" / "mri" / "aparc+aseg.mgz",
-                           out, lut_path=LUT)
+    plot_phantom_slices(tmp_path / "t1.nii.gz", tmp_path / "fs" / "mri" / "aparc+aseg.mgz",
+                        out, lut_path=LUT)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

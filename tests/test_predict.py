@@ -14,8 +14,8 @@ from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample, answer_text
 from rgenima_lib.train.predict import (PREDICTION_COLUMNS, escape_text, greedy_generate, predict, prediction_summary,
                                        score_answers)
+from rgenima_lib.vocabulary import STAGES
 
-STAGES = ("NC", "SMC", "MCI", "AD")
 D_VIS = 8
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from conftest import REPO
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
-from rgenima_lib.cohort.rois_table import read_rois_table
+from rgenima_lib.vocabulary import read_rois_table
 
 RGENIMA = str(Path(sys.executable).parent / "rgenima")
 SETTINGS = {

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rgenima_lib.cohort import genotypes as gt
+from rgenima_lib.genetics import allele_stats, plink_io
+from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import read_tsv
 
@@ -126,7 +127,7 @@ def test_deterministic_by_seed(panel, cohort):
 @pytest.mark.parametrize("n_subjects,n_variants,seed", [(40, 300, 5), (60, 400, 0), (300, 600, 2)])
 def test_valid_margins_and_planted_kinds(panel, n_subjects, n_variants, seed):
     dosage, variants = simulate(panel, n_subjects, n_variants, seed)
-    summary = gt.allele_summary(dosage)
+    summary = allele_stats.allele_summary(dosage)
     kind = variants["planted"].to_numpy()
     valid = summary[kind == ""]
     assert (valid["maf"] >= 0.07).all() and (valid["hwe_p"] >= 1e-3).all()
@@ -151,7 +152,7 @@ def test_small_cohort_skips_impossible_hwe_plant(panel):
     dosage, variants = simulate(panel, 16, 300, 3)
     counts = variants["planted"].value_counts()
     assert "hwe" not in counts and counts["low_maf"] == 12 and counts["missing"] == 1
-    summary = gt.allele_summary(dosage)
+    summary = allele_stats.allele_summary(dosage)
     assert (summary.loc[variants["planted"].to_numpy() == "", "missing_frac"] == 0).all()
 
 
@@ -184,22 +185,22 @@ def brute_force_hwe_p(n_het: int, n_hom1: int, n_hom2: int) -> Fraction:
 @pytest.mark.parametrize("counts", [(0, 1, 1), (1, 0, 0), (0, 3, 3), (6, 0, 0), (1, 2, 3),
                                     (2, 2, 2), (0, 0, 6), (4, 1, 1), (3, 1, 2), (0, 2, 5)])
 def test_hwe_exact_p_matches_brute_force(counts):
-    assert gt.hwe_exact_p(*counts) == pytest.approx(float(brute_force_hwe_p(*counts)), rel=1e-12)
+    assert allele_stats.hwe_exact_p(*counts) == pytest.approx(float(brute_force_hwe_p(*counts)), rel=1e-12)
 
 
 def test_hwe_exact_p_hand_values():
     # n = 2, one allele of each kind twice: P(0 het) = 1/3, P(2 het) = 2/3.
-    assert gt.hwe_exact_p(0, 1, 1) == pytest.approx(1 / 3)
-    assert gt.hwe_exact_p(2, 0, 0) == pytest.approx(1.0)
-    assert gt.hwe_exact_p(0, 0, 0) == 1.0
+    assert allele_stats.hwe_exact_p(0, 1, 1) == pytest.approx(1 / 3)
+    assert allele_stats.hwe_exact_p(2, 0, 0) == pytest.approx(1.0)
+    assert allele_stats.hwe_exact_p(0, 0, 0) == 1.0
     # Closed form for a het-free 50/50 split of n subjects: P = 2^0 n!/(k! k!) * (2k)!^2/(2n)!
     # is the observed (least likely) table, the only one in the tail.
     n, k = 20, 10
     p0 = math.comb(n, k) * math.factorial(2 * k) ** 2 / math.factorial(2 * n)
-    assert gt.hwe_exact_p(0, k, k) == pytest.approx(p0, rel=1e-9)
-    assert gt.hwe_exact_p(0, 30, 30) < 1e-15
+    assert allele_stats.hwe_exact_p(0, k, k) == pytest.approx(p0, rel=1e-9)
+    assert allele_stats.hwe_exact_p(0, 30, 30) < 1e-15
     with pytest.raises(ValueError):
-        gt.hwe_exact_p(-1, 2, 2)
+        allele_stats.hwe_exact_p(-1, 2, 2)
 
 
 # ---------------------------------------------------------------- PLINK 1 binary I/O
@@ -213,7 +214,7 @@ def test_round_trip_pyplink_and_reader(tmp_path, cohort):
     dosage = dosage[:59]
     fam = make_fam(59)
     prefix = tmp_path / "geno"
-    gt.write_plink_bed(prefix, dosage, variants, fam)
+    plink_io.write_plink_bed(prefix, dosage, variants, fam)
     assert (tmp_path / "geno.bed").read_bytes()[:3] == bytes([0x6C, 0x1B, 0x01])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["geno.bed", "geno.bim", "geno.fam"]
     with PyPlink(str(prefix)) as bed:
@@ -224,7 +225,7 @@ def test_round_trip_pyplink_and_reader(tmp_path, cohort):
         back = np.column_stack([g for _, g in bed.iter_geno()])
     # pyplink counts the .bim a1 (column 5) allele and codes missing as -1, like us.
     np.testing.assert_array_equal(back, dosage)
-    ours, bim_back, fam_back = gt.read_plink_bed(prefix)
+    ours, bim_back, fam_back = plink_io.read_plink_bed(prefix)
     np.testing.assert_array_equal(ours, dosage)
     assert list(bim_back["pos"]) == list(variants["pos"]) and list(fam_back["iid"]) == list(fam["iid"])
 
@@ -242,10 +243,10 @@ def test_write_is_atomic(tmp_path, cohort, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail_second_rename)
     with pytest.raises(OSError, match="disk full"):
-        gt.write_plink_bed(tmp_path / "geno", dosage, variants, make_fam(60))
+        plink_io.write_plink_bed(tmp_path / "geno", dosage, variants, make_fam(60))
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputDataError):
-        gt.write_plink_bed(tmp_path / "geno", dosage, variants, make_fam(59))
+        plink_io.write_plink_bed(tmp_path / "geno", dosage, variants, make_fam(59))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -253,9 +254,9 @@ def test_write_is_atomic(tmp_path, cohort, monkeypatch):
 def test_plink2_statistics_agree(tmp_path, cohort):
     dosage, variants = cohort
     prefix = tmp_path / "geno"
-    gt.write_plink_bed(prefix, dosage, variants, make_fam(60))
+    plink_io.write_plink_bed(prefix, dosage, variants, make_fam(60))
     run_plink2("--bfile", str(prefix), "--freq", "--missing", "--hardy", "--out", str(tmp_path / "stats"))
-    ours = gt.allele_summary(dosage).set_index(variants["snp"])
+    ours = allele_stats.allele_summary(dosage).set_index(variants["snp"])
 
     freq = read_plink2_table(tmp_path / "stats.afreq").set_index("ID").loc[ours.index]
     # PLINK 2 reads .bim column 5 (our a1) as ALT.
@@ -286,7 +287,7 @@ def test_plink2_statistics_agree(tmp_path, cohort):
 def test_plink2_qc_removes_exactly_planted(tmp_path, panel, seed):
     dosage, variants = simulate(panel, 60, 400, seed)
     prefix = tmp_path / "geno"
-    gt.write_plink_bed(prefix, dosage, variants, make_fam(60))
+    plink_io.write_plink_bed(prefix, dosage, variants, make_fam(60))
     run_plink2("--bfile", str(prefix), "--geno", "0.95", "--maf", "0.05", "--hwe", "1e-6",
                "--write-snplist", "--out", str(tmp_path / "qc"))
     kept = set((tmp_path / "qc.snplist").read_text().split())

@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rgenima_lib.cohort import clinical as clin
-from rgenima_lib.cohort import synth
-from rgenima_lib.cohort.genotypes import simulate_panel_genotypes
+from rgenima_lib.synthetic.genotypes import simulate_panel_genotypes
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import read_tsv
+from rgenima_lib.synthetic import clinical as clin
+from rgenima_lib.synthetic import truth
+from rgenima_lib.vocabulary import STAGES
 
 from conftest import REPO
 
@@ -23,19 +24,19 @@ def genotypes():
 
 def test_stages_follow_liability_in_paper_proportions():
     liability = np.random.default_rng(0).normal(size=1998)
-    stages = synth.stages_from_liability(liability, clin.stage_counts(1998))
-    assert {s: int((stages == s).sum()) for s in clin.STAGES} == clin.PAPER_STAGE_COUNTS
-    means = [liability[stages == s].mean() for s in clin.STAGES]
+    stages = truth.stages_from_liability(liability, clin.stage_counts(1998))
+    assert {s: int((stages == s).sum()) for s in STAGES} == clin.PAPER_STAGE_COUNTS
+    means = [liability[stages == s].mean() for s in STAGES]
     assert means == sorted(means)
 
 
 def test_causal_genes_drive_stage_and_null_genes_do_not(genotypes):
     dosage, variants = genotypes
-    drivers = synth.choose_driver_snps(variants, list(CAUSAL))
+    drivers = truth.choose_driver_snps(variants, list(CAUSAL))
     assert drivers["APOE"] == "rs429358"
     rng = np.random.default_rng(5)
-    liability = synth.genetic_liability(dosage, variants, CAUSAL, drivers, 1.0, rng)
-    stages = synth.stages_from_liability(liability, clin.stage_counts(len(liability)))
+    liability = truth.genetic_liability(dosage, variants, CAUSAL, drivers, 1.0, rng)
+    stages = truth.stages_from_liability(liability, clin.stage_counts(len(liability)))
     ad = stages == "AD"
     nc = stages == "NC"
     col = {s: j for j, s in enumerate(variants["snp"])}
@@ -53,7 +54,7 @@ def test_atrophy_fractions_planted_where_stated():
                          "name": ["Left-Hippocampus", "Right-Hippocampus", "Left-Caudate"]})
     stages = np.array(["NC"] * 50 + ["SMC"] * 50 + ["AD"] * 50)
     gene_dose = np.tile([0, 1, 2], 50).astype(np.int8)
-    frac = synth.atrophy_fractions(
+    frac = truth.atrophy_fractions(
         stages, {"RBFOX1": gene_dose}, rois,
         {"SMC": {"Left-Caudate": 0.1}, "AD": {"Left-Hippocampus": 0.3}},
         [{"gene": "RBFOX1", "roi": "Right-Hippocampus", "per_allele": 0.05, "stages": ["AD"]}],
@@ -64,11 +65,11 @@ def test_atrophy_fractions_planted_where_stated():
     assert abs(frac[50:100, 2].mean() - 0.1) < 0.02
     ad_pair = frac[100:, 1]
     np.testing.assert_allclose(ad_pair, 0.05 * gene_dose[100:], atol=1e-6)
-    assert frac.max() <= synth.MAX_ATROPHY
+    assert frac.max() <= truth.MAX_ATROPHY
 
 
 def test_unknown_roi_in_settings_is_named():
     rois = pd.DataFrame({"token": [0], "label_id": [17], "name": ["Left-Hippocampus"]})
     with pytest.raises(InputDataError, match="Left-Hipocampus"):
-        synth.atrophy_fractions(np.array(["AD"]), {}, rois, {"AD": {"Left-Hipocampus": 0.2}}, [],
+        truth.atrophy_fractions(np.array(["AD"]), {}, rois, {"AD": {"Left-Hipocampus": 0.2}}, [],
                                 np.random.default_rng(0))

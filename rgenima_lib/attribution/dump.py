@@ -52,9 +52,9 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import atomic_output
+from rgenima_lib.vocabulary import STAGES
 
 log = logging.getLogger("rgenima")
 # torch is imported inside the functions that run the model: reading and pooling dumps (bootstrap, figures)
@@ -577,7 +577,7 @@ def synthetic_dump(n_subjects: int, genes: Sequence[str], rois: Sequence[str], *
     -------
     AttentionDump
     """
-    from rgenima_lib.cohort.clinical import stage_counts
+    from rgenima_lib.synthetic.clinical import stage_counts
 
     rng = np.random.default_rng(seed)
     g, r = len(genes), len(rois)

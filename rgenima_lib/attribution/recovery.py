@@ -1,6 +1,6 @@
 """Planted-truth recovery on the synthetic cohort (issue 7 "Show"): is the planted signal found again?
 
-Against ``results/synthetic/truth.json`` (:mod:`rgenima_lib.cohort.synth`):
+Against ``results/synthetic/truth.json`` (:mod:`rgenima_lib.synthetic.truth`):
 
 - **causal genes** (liability genes) among the stable genes (paper 2.2 procedure);
 - **stage ROIs** (planted atrophy per stage) among the stable ROIs of that stage (2.3);

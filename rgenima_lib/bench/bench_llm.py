@@ -32,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rgenima_lib.vocabulary import N_ROIS, STAGES
+
 REPO = Path(__file__).resolve().parents[2]
-PAPER_N_SNPS, PAPER_N_GENES, N_ROIS, RIT_DIM = 1079, 105, 109, 768
+PAPER_N_SNPS, PAPER_N_GENES, RIT_DIM = 1079, 105, 768
 DEMO_N_SNPS = 300  # roughly what the demo cohort keeps after QC (400 variants simulated)
 
 
@@ -95,8 +97,7 @@ def _samples(n: int, n_snps: int, n_rois: int, dim: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     texts = genome_texts(n_snps, n_subjects=n, seed=seed)
-    stages = ["NC", "SMC", "MCI", "AD"]
-    return [PromptSample(f"b{i}", texts[i], stages[i % 4], rng.normal(size=(n_rois, dim)).astype(np.float32),
+    return [PromptSample(f"b{i}", texts[i], STAGES[i % 4], rng.normal(size=(n_rois, dim)).astype(np.float32),
                          np.ones(n_rois, np.uint8)) for i in range(n)]
 
 

@@ -32,6 +32,9 @@ from scipy import ndimage
 
 from rgenima_lib.imaging.roi_extract import SCALE, extract_roi_patches, intensity_window
 from rgenima_lib.imaging.resample import resize_naive
+from rgenima_lib.synthetic.anatomy import build_phantom
+from rgenima_lib.synthetic.render import render_subject
+from rgenima_lib.vocabulary import read_rois_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,8 +82,6 @@ def extract_naive(intensity: np.ndarray, labels: np.ndarray, label_ids, size: in
 
 def _subjects(n: int):
     """n rendered 1 mm phantom subjects (norm, aparc+aseg, affine), different poses and atrophy."""
-    from rgenima_lib.cohort.phantom import build_phantom, render_subject
-
     phantom = build_phantom(1.0)
     for i in range(n):
         rng = np.random.default_rng([11, i])
@@ -101,8 +102,6 @@ def run(out_dir: Path, full: bool) -> dict:
     from threadpoolctl import threadpool_limits
 
     import nibabel as nib
-
-    from rgenima_lib.cohort.rois_table import read_rois_table
 
     rois = read_rois_table(REPO / "config" / "rois.tsv")
     label_ids = [int(v) for v in rois["label_id"]]

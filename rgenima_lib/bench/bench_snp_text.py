@@ -16,7 +16,7 @@ import numpy as np
 
 
 def run(out_dir, full: bool) -> dict:
-    from rgenima_lib.cohort.genotypes import simulate_panel_genotypes
+    from rgenima_lib.synthetic.genotypes import simulate_panel_genotypes
     from rgenima_lib.genetics.augment import permutation_seed
     from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage
     from rgenima_lib.genetics.serialize import GenomeLayout, GenomeTexts, load_tokenizer, serialize_genome, token_stats

@@ -16,9 +16,9 @@ import nibabel as nib
 import numpy as np
 import yaml
 
-from rgenima_lib.cohort.rois_table import read_rois_table
-from rgenima_lib.cohort.synth import write_synthetic_cohort
 from rgenima_lib.io import read_tsv
+from rgenima_lib.synthetic.cohort import write_synthetic_cohort
+from rgenima_lib.vocabulary import read_rois_table
 
 REPO = Path(__file__).resolve().parents[2]
 

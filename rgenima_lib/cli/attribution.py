@@ -39,7 +39,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     import torch
 
     from rgenima_lib.attribution.dump import attribute_samples, load_attribution_samples, write_dump
-    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.vocabulary import read_rois_table
     from rgenima_lib.errors import InputDataError
     from rgenima_lib.io import read_tsv, write_json
     from rgenima_lib.models.demo_llm import model_note

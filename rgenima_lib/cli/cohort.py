@@ -15,9 +15,9 @@ log = logging.getLogger("rgenima")
 
 
 def cmd_synth_cohort(args: argparse.Namespace) -> None:
-    from rgenima_lib.cohort.rois_table import read_rois_table
-    from rgenima_lib.cohort.synth import write_synthetic_cohort
     from rgenima_lib.io import read_tsv
+    from rgenima_lib.synthetic.cohort import write_synthetic_cohort
+    from rgenima_lib.vocabulary import read_rois_table
 
     settings = load_settings(args.settings)
     truth = write_synthetic_cohort(

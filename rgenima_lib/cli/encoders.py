@@ -38,7 +38,7 @@ def _read_folds(path):
 def _stage_index(stages) -> "np.ndarray":
     import numpy as np
 
-    from rgenima_lib.cohort.clinical import STAGES
+    from rgenima_lib.vocabulary import STAGES
 
     return np.array([STAGES.index(s) for s in stages], dtype=np.int64)
 

@@ -30,7 +30,7 @@ def _label_volume(kind: str):
     import nibabel as nib
     import numpy as np
 
-    from rgenima_lib.cohort.phantom import build_phantom
+    from rgenima_lib.synthetic.anatomy import build_phantom
 
     voxel = float(kind.removeprefix("phantom")) if kind != "phantom" else 2.0
     phantom = build_phantom(voxel)
@@ -61,7 +61,7 @@ def _per_model(args, *names: str) -> list[tuple]:
 
 
 def cmd_figure1(args: argparse.Namespace) -> None:
-    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.vocabulary import read_rois_table
     from rgenima_lib.figures.figure1 import plot_figure1
 
     info = read_rois_table(args.roi_table, n_rois=None)
@@ -77,7 +77,7 @@ def cmd_figure1(args: argparse.Namespace) -> None:
 
 
 def cmd_figure2(args: argparse.Namespace) -> None:
-    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.vocabulary import read_rois_table
     from rgenima_lib.figures.figure2 import plot_figure2
 
     order = read_rois_table(args.roi_table, n_rois=None)["name"].tolist() if args.roi_table else None

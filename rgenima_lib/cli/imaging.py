@@ -18,7 +18,7 @@ log = logging.getLogger("rgenima")
 
 def _rois(path: str, n_rois: int | None):
     """The ROI table, checked against the configured ROI count (imaging.n_rois)."""
-    from rgenima_lib.cohort.rois_table import read_rois_table
+    from rgenima_lib.vocabulary import read_rois_table
 
     # n_rois None: any count (the index and QC follow whatever table the patches were cut with).
     return read_rois_table(path, n_rois=n_rois)

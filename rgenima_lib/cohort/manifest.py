@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rgenima_lib.cohort.clinical import STAGES, baseline_stages
+from rgenima_lib.cohort.clinical import baseline_stages
 from rgenima_lib.cohort.layout import (BASELINE_SESSIONS, DEFAULT_INTENSITY_IMAGE, DEFAULT_SUBJECT_ID_PATTERN,
                                        DEFAULT_WHOLEBRAIN_IMAGE, find_t1w)
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.genetics.plink_io import read_fam
+from rgenima_lib.vocabulary import STAGES
 
 log = logging.getLogger("rgenima")
 
@@ -51,41 +53,6 @@ IMAGE_STATUSES = {
 MANIFEST_COLUMNS = ["subject", "stage", "dx_bl", "age", "sex", "has_genotype", "has_t1w", "has_freesurfer",
                     "has_rois", "has_wholebrain", "has_image", "image_status", "t1w", "t1w_session",
                     "t1w_candidates", "freesurfer_dir"]
-
-FAM_COLUMNS = ["fid", "iid", "father", "mother", "sex", "phenotype"]
-
-
-def read_fam(path: str | Path) -> pd.DataFrame:
-    """Read a PLINK ``.fam`` (whitespace-separated, no header) and refuse duplicate IIDs.
-
-    Returns
-    -------
-    DataFrame with columns fid, iid, father, mother, sex, phenotype (all str).
-
-    Raises
-    ------
-    InputDataError
-        The file is empty, not 6 columns, or lists an IID twice.
-    """
-    try:
-        fam = pd.read_csv(path, sep=r"\s+", header=None, dtype=str)
-    except pd.errors.EmptyDataError as exc:
-        raise InputDataError("the .fam is empty (no sample).", path=path,
-                             fix="pass the .fam of the PLINK 1 trio (one line per sample: FID IID father mother "
-                                 "sex phenotype).") from exc
-    except pd.errors.ParserError as exc:
-        raise InputDataError(f"not a PLINK .fam ({exc}).".replace("\n", " "), path=path,
-                             fix="pass the .fam of a PLINK 1 binary trio (6 whitespace-separated columns).") from exc
-    if fam.shape[1] != 6:
-        raise InputDataError(f"expected 6 columns (FID IID father mother sex phenotype), found {fam.shape[1]}.",
-                             path=path, fix="pass the .fam of a PLINK 1 binary trio.")
-    fam.columns = FAM_COLUMNS
-    dup = fam["iid"][fam["iid"].duplicated()].unique().tolist()
-    if dup:
-        raise InputDataError(f"duplicate individual ID(s) {', '.join(dup[:10])}.", path=path, subject=dup[0],
-                             fix="keep one sample per subject (e.g. plink2 --remove the duplicate samples).")
-    return fam
-
 
 def check_image_readable(path: Path, subject: str) -> None:
     """Open an image's header with nibabel; an unreadable file is a clear error."""

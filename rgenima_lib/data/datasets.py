@@ -35,9 +35,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.data.splits import deal_folds
 from rgenima_lib.genetics.augment import CANONICAL, STREAMS, augmented_copies, permutation_seed
+from rgenima_lib.vocabulary import STAGES
 
 DATA_CONFIGS = ("gene_only", "image_gene", "mixture")
 PROTOCOLS = ("subject", "paper")

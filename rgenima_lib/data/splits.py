@@ -20,8 +20,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.vocabulary import STAGES
 
 log = logging.getLogger("rgenima")
 

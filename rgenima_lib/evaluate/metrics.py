@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from rgenima_lib.cohort.clinical import STAGES
+from rgenima_lib.vocabulary import STAGES
 
 PER_CLASS = ("precision", "recall", "f1", "specificity", "auc", "support")
 OVERALL = ("accuracy", "macro_f1", "balanced_accuracy", "auc_macro", "unparsed_rate")

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.evaluate.metrics import (bootstrap_ci, classification_metrics, confusion_counts, label_indices,
                                           summarize_folds)
 from rgenima_lib.io import atomic_output, read_tsv, write_tsv
 from rgenima_lib.model_ids import canonical_model, llm_model_parts
+from rgenima_lib.vocabulary import STAGES
 
 PROB_COLUMNS = tuple(f"prob_{s}" for s in STAGES)
 REQUIRED_COLUMNS = ("subject", "stage", "predicted", *PROB_COLUMNS)

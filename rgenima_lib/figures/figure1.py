@@ -12,7 +12,7 @@ their bootstrap selection frequency. Colour says how a ROI is shared:
 
 Where colours overlap in a projection the more shared category is drawn on
 top. The label volume of the pipeline is the phantom's aparc+aseg at 2 mm
-(:func:`rgenima_lib.cohort.phantom.build_phantom`), which is built on
+(:func:`rgenima_lib.synthetic.anatomy.build_phantom`), which is built on
 MNI152 and the Desikan–Killiany atlas, so ROIs are drawn where they are in
 MNI space (approximately, for the aseg structures DK lacks).
 """

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cohort.manifest import read_fam
+from rgenima_lib.genetics.plink_io import BED_MAGIC, read_fam
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.panel import (acgt_alleles, check_allele_coding, check_build, check_gene_coverage,
                                         check_panel_chromosomes, map_variants_to_genes, read_bim,
@@ -135,8 +135,6 @@ def read_plink2_table(path) -> pd.DataFrame:
 # Extraction
 # --------------------------------------------------------------------------
 
-BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
-"""PLINK 1 ``.bed`` magic number and variant-major (SNP-major) mode byte."""
 
 BED_SAMPLE_MAJOR = bytes([0x6C, 0x1B, 0x00])
 PGEN_MODES = frozenset({0x02, 0x03, 0x04, 0x10, 0x11, 0x20, 0x21})

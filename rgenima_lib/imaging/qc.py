@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.vocabulary import STAGES
 
 
 #: Sidecar fields every reader relies on.

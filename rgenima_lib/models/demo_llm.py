@@ -26,8 +26,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.models.prompting import ANSWER_TEMPLATE, IMAGE_TOKEN, SYSTEM_PROMPT, USER_TEMPLATE
+from rgenima_lib.vocabulary import STAGES
 
 DEMO_NOTE = "demo model, random init"
 """The words every output made from a demo model carries."""

@@ -44,7 +44,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rgenima_lib.cohort.clinical import STAGES
+from rgenima_lib.vocabulary import STAGES
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers.")

@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rgenima_lib.cohort.clinical import STAGES
 from rgenima_lib.models.prompting import PromptCollator, PromptSample, answer_text, end_of_turn_ids, parse_answer
+from rgenima_lib.vocabulary import STAGES
 
 PREDICTION_COLUMNS = ["subject", "stage", "predicted", *[f"prob_{s}" for s in STAGES],
                       "generated_text", "generated_label"]

@@ -16,9 +16,9 @@ import numpy as np
 
 from catalog.base import BadInput, Invocation, rgenima
 from catalog.imaging import ROIS_TSV, SUBJECT, aparc_aseg_labels, intensity_volume, label_volume
+from rgenima_lib.vocabulary import STAGES
 
 OTHER = "011_S_0005"
-STAGES = ("NC", "SMC", "MCI", "AD")
 
 
 def truncate(path: Path, keep: float = 0.5) -> None:

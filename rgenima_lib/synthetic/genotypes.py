@@ -1,4 +1,4 @@
-"""Synthetic panel genotypes for the synthetic ADNI-like cohort, and PLINK 1 binary I/O.
+"""Synthetic panel genotypes for the synthetic ADNI-like cohort (written with ``genetics.plink_io``).
 
 The paper (section 4.4.1) keeps the ADNI array SNPs that fall inside a 105-gene
 AD panel (~1,500 SNPs) after PLINK QC (``--geno 0.95 --maf 0.05 --hwe 1e-6``).
@@ -16,22 +16,19 @@ Departures from real data: SNPs are independent (no linkage disequilibrium) and
 allele frequencies are drawn, not taken from a reference panel. The risk effect
 of APOE epsilon4 is planted elsewhere (clinical stage), not here.
 
-``hwe_exact_p`` and ``allele_summary`` are independent re-implementations of
-PLINK's statistics, reused by the QC stage to check PLINK's output.
+Each valid SNP is checked on the realised data with ``genetics.allele_stats`` (independent
+re-implementations of PLINK's statistics).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
 
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import atomic_output
+from rgenima_lib.genetics.allele_stats import allele_summary, hwe_exact_p
 
 APOE_SNPS: dict[str, dict] = {
     "rs429358": dict(chrom="19", pos=45411941, a1="C", a2="T", freq=0.14),
@@ -56,7 +53,6 @@ takes the place of a drawn SNP of its gene next to it in genomic order (``_place
 that no random draw and no row order changes: the genotypes are those the simulator drew before."""
 
 VARIANT_COLUMNS = ("chrom", "snp", "cm", "pos", "a1", "a2", "gene", "freq_a1", "planted")
-FAM_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")
 PLANTED_KINDS = ("low_maf", "hwe", "missing")
 _PANEL_COLUMNS = ("gene", "chrom", "start_grch37", "end_grch37")
 
@@ -83,97 +79,10 @@ MIN_VALID_PER_GENE = 2
 MIN_SUBJECTS = 8
 MAX_REDRAWS = 200
 
-# PLINK 1 .bed: magic number + SNP-major mode byte.
-BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
-# 2-bit codes indexed by (a1 count + 1): -1 (missing) -> 01, 0 -> 11 (hom .bim
-# column 6), 1 -> 10 (het), 2 -> 00 (hom .bim column 5 = a1).
-_DOSAGE_TO_CODE = np.array([0b01, 0b11, 0b10, 0b00], dtype=np.uint8)
-# Inverse: code -> a1 count, missing = -1.
-_CODE_TO_DOSAGE = np.array([2, -1, 1, 0], dtype=np.int8)
 # Strand-ambiguous pairs (A/T, C/G) are avoided, as array designs mostly do, so
 # that later strand alignment against a reference never has to guess.
 _ALLELE_PAIRS = (("A", "C"), ("A", "G"), ("T", "C"), ("T", "G"),
                  ("C", "A"), ("G", "A"), ("C", "T"), ("G", "T"))
-
-
-# --------------------------------------------------------------------------
-# Statistics (independent of PLINK, to check it)
-# --------------------------------------------------------------------------
-
-def hwe_exact_p(n_het: int, n_hom1: int, n_hom2: int) -> float:
-    """Hardy-Weinberg exact test p-value (Wigginton, Cutler & Abecasis 2005).
-
-    The distribution of the heterozygote count given the allele counts is
-    evaluated in closed form in log space (vectorised over all possible
-    heterozygote counts) instead of the paper's recurrence; the p-value is the
-    total probability of tables no more likely than the observed one, as in
-    PLINK without ``midp``.
-
-    Parameters
-    ----------
-    n_het, n_hom1, n_hom2 : int
-        Genotype counts (non-negative).
-
-    Returns
-    -------
-    float
-        p in (0, 1]; 1.0 when no genotype is observed.
-    """
-    n_het, n_hom1, n_hom2 = int(n_het), int(n_hom1), int(n_hom2)
-    if min(n_het, n_hom1, n_hom2) < 0:
-        raise ValueError(f"genotype counts must be >= 0, got {n_het}, {n_hom1}, {n_hom2}")
-    n = n_het + n_hom1 + n_hom2
-    if n == 0:
-        return 1.0
-    n_rare = 2 * min(n_hom1, n_hom2) + n_het
-    hets = np.arange(n_rare % 2, n_rare + 1, 2, dtype=np.float64)
-    hom_rare = (n_rare - hets) / 2
-    hom_common = n - hets - hom_rare
-    # log P(hets | n, n_rare) without the constant terms, which cancel on normalising.
-    log_p = (hets * np.log(2.0) - special.gammaln(hets + 1)
-             - special.gammaln(hom_rare + 1) - special.gammaln(hom_common + 1))
-    log_p_obs = log_p[(n_het - n_rare % 2) // 2]
-    # Relative tolerance so that exact ties (and lgamma rounding) count as "as
-    # likely", like PLINK's epsilon in HweP.
-    tail = log_p <= log_p_obs + 1e-9
-    weights = np.exp(log_p - log_p.max())
-    return float(min(1.0, weights[tail].sum() / weights.sum()))
-
-
-def allele_summary(dosage: np.ndarray) -> pd.DataFrame:
-    """Per-SNP call rate, allele frequency and HWE p, as PLINK would report them.
-
-    Parameters
-    ----------
-    dosage : int8[n_subjects, n_variants]
-        Count of allele a1 (0/1/2), -1 = missing.
-
-    Returns
-    -------
-    DataFrame, one row per variant (same order), columns
-        ``n_obs`` (called subjects), ``n_missing``, ``missing_frac`` (PLINK
-        F_MISS), ``hom_a1``, ``het``, ``hom_a2`` (genotype counts),
-        ``freq_a1`` (among called alleles; NaN when none), ``maf``,
-        ``hwe_p`` (``hwe_exact_p``).
-    """
-    dosage = np.asarray(dosage)
-    if dosage.ndim != 2:
-        raise ValueError(f"dosage must be 2-D [n_subjects, n_variants], got shape {dosage.shape}")
-    hom_a1 = (dosage == 2).sum(axis=0)
-    het = (dosage == 1).sum(axis=0)
-    hom_a2 = (dosage == 0).sum(axis=0)
-    n_obs = hom_a1 + het + hom_a2
-    n_missing = dosage.shape[0] - n_obs
-    with np.errstate(invalid="ignore", divide="ignore"):
-        freq_a1 = (2 * hom_a1 + het) / (2 * n_obs)
-    table = pd.DataFrame({
-        "n_obs": n_obs, "n_missing": n_missing,
-        "missing_frac": n_missing / max(dosage.shape[0], 1),
-        "hom_a1": hom_a1, "het": het, "hom_a2": hom_a2,
-        "freq_a1": freq_a1, "maf": np.minimum(freq_a1, 1 - freq_a1),
-    })
-    table["hwe_p"] = [hwe_exact_p(h, a, b) for h, a, b in zip(het, hom_a1, hom_a2)]
-    return table
 
 
 # --------------------------------------------------------------------------
@@ -547,130 +456,3 @@ def simulate_panel_genotypes(gene_panel: pd.DataFrame, n_subjects: int, n_varian
     variants["freq_a1"] = freq_a1
     variants["planted"] = variants["planted"].astype(str)
     return dosage, variants.loc[:, list(VARIANT_COLUMNS)]
-
-
-# --------------------------------------------------------------------------
-# PLINK 1 binary trio
-# --------------------------------------------------------------------------
-
-def pack_bed(dosage: np.ndarray) -> bytes:
-    """SNP-major .bed payload (without the magic) for ``dosage``.
-
-    Parameters
-    ----------
-    dosage : int8[n_subjects, n_variants]
-        Count of the .bim column-5 allele, -1 = missing.
-
-    Returns
-    -------
-    bytes
-        n_variants blocks of ceil(n_subjects / 4) bytes; subject i of a block
-        in bits 2*(i % 4) .. 2*(i % 4)+1 of byte i // 4; padding bits 00.
-    """
-    n_subjects, n_variants = dosage.shape
-    codes = _DOSAGE_TO_CODE[dosage.T.astype(np.int16) + 1]
-    pad = (-n_subjects) % 4
-    codes = np.pad(codes, ((0, 0), (0, pad))).reshape(n_variants, -1, 4)
-    packed = codes[..., 0] | codes[..., 1] << 2 | codes[..., 2] << 4 | codes[..., 3] << 6
-    return packed.astype(np.uint8).tobytes()
-
-
-def unpack_bed(payload: bytes, n_subjects: int, n_variants: int) -> np.ndarray:
-    """Inverse of ``pack_bed``: int8[n_subjects, n_variants] counts of the .bim column-5 allele."""
-    n_bytes = (n_subjects + 3) // 4
-    raw = np.frombuffer(payload, dtype=np.uint8)
-    if raw.size != n_bytes * n_variants:
-        raise InputDataError(f".bed holds {raw.size} genotype bytes, expected "
-                             f"{n_bytes * n_variants} for {n_subjects} x {n_variants}",
-                             fix="regenerate the .bed/.bim/.fam trio together.")
-    codes = (raw.reshape(n_variants, n_bytes, 1) >> np.array([0, 2, 4, 6], np.uint8)) & 0b11
-    return _CODE_TO_DOSAGE[codes.reshape(n_variants, -1)[:, :n_subjects]].T.copy()
-
-
-def _check_trio(dosage: np.ndarray, variants: pd.DataFrame, fam: pd.DataFrame) -> None:
-    """Raise InputDataError unless dosage, variants and fam describe one dataset."""
-    if dosage.ndim != 2 or dosage.shape != (len(fam), len(variants)):
-        raise InputDataError(f"dosage shape {dosage.shape} does not match {len(fam)} fam rows x "
-                             f"{len(variants)} variants", fix="pass matching tables.")
-    if not np.isin(dosage, (-1, 0, 1, 2)).all():
-        raise InputDataError("dosage holds values other than -1, 0, 1, 2",
-                             fix="code a1 counts 0/1/2 and missing as -1.")
-    for table, columns in ((variants, VARIANT_COLUMNS[:6]), (fam, FAM_COLUMNS)):
-        lacking = [c for c in columns if c not in table.columns]
-        if lacking:
-            raise InputDataError(f"table lacks columns {lacking}", fix=f"provide {list(columns)}.")
-    if not variants["snp"].is_unique:
-        raise InputDataError("duplicate SNP IDs", fix="make rsIDs unique.")
-    ids = pd.concat([fam["fid"], fam["iid"], variants["snp"]]).astype(str)
-    if ids.str.contains(r"\s").any():
-        raise InputDataError("an ID contains whitespace, which PLINK cannot read",
-                             fix="remove spaces from fid / iid / snp.")
-
-
-def write_plink_bed(prefix: str | Path, dosage: np.ndarray, variants: pd.DataFrame,
-                    fam: pd.DataFrame) -> None:
-    """Write ``prefix.bed/.bim/.fam`` (PLINK 1 binary, SNP-major), atomically.
-
-    Parameters
-    ----------
-    prefix : str or Path
-        Output path without extension.
-    dosage : int8[n_subjects, n_variants]
-        Count of a1, -1 = missing.
-    variants : DataFrame
-        ``chrom, snp, cm, pos, a1, a2`` (as from ``simulate_panel_genotypes``);
-        a1 goes to .bim column 5, so PLINK counts a1 (PLINK 2: ALT = a1).
-    fam : DataFrame, n_subjects rows
-        ``fid, iid, father, mother, sex`` (1 = male, 2 = female, 0 = unknown),
-        ``phenotype`` (-9 = missing).
-
-    Notes
-    -----
-    The three files are written under temporary names and renamed only when
-    all are complete; if any step fails, none of the three final paths is
-    left from this call.
-    """
-    dosage = np.asarray(dosage)
-    _check_trio(dosage, variants, fam)
-    prefix = Path(prefix)
-    paths = [prefix.with_name(prefix.name + ext) for ext in (".bed", ".bim", ".fam")]
-    written_inodes: set[int] = set()
-    try:
-        with contextlib.ExitStack() as stack:
-            bed, bim, famf = (stack.enter_context(atomic_output(p)) for p in paths)
-            bed.write_bytes(BED_MAGIC + pack_bed(dosage))
-            variants.loc[:, list(VARIANT_COLUMNS[:6])].to_csv(bim, sep="\t", header=False,
-                                                               index=False)
-            fam.loc[:, list(FAM_COLUMNS)].to_csv(famf, sep=" ", header=False, index=False)
-            written_inodes = {os.stat(t).st_ino for t in (bed, bim, famf)}
-    except BaseException:
-        # A failed rename after another succeeded would leave a mixed trio: drop our part.
-        for path in paths:
-            if path.exists() and path.stat().st_ino in written_inodes:
-                path.unlink()
-        raise
-
-
-def read_plink_bed(prefix: str | Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Read ``prefix.bed/.bim/.fam`` written in SNP-major mode.
-
-    Returns
-    -------
-    dosage : int8[n_subjects, n_variants]
-        Count of the .bim column-5 allele (a1), -1 = missing.
-    variants : DataFrame
-        chrom (str), snp, cm, pos, a1, a2.
-    fam : DataFrame
-        fid, iid, father, mother, sex, phenotype.
-    """
-    prefix = Path(prefix)
-    bim_path, fam_path, bed_path = (prefix.with_name(prefix.name + e) for e in (".bim", ".fam", ".bed"))
-    variants = pd.read_csv(bim_path, sep=r"\s+", header=None, names=list(VARIANT_COLUMNS[:6]),
-                           dtype={"chrom": str, "snp": str, "a1": str, "a2": str})
-    fam = pd.read_csv(fam_path, sep=r"\s+", header=None, names=list(FAM_COLUMNS),
-                      dtype={"fid": str, "iid": str, "father": str, "mother": str})
-    raw = bed_path.read_bytes()
-    if raw[:3] != BED_MAGIC:
-        raise InputDataError("not a SNP-major PLINK 1 .bed (bad magic bytes)", path=bed_path,
-                             fix="convert it with plink --make-bed.")
-    return unpack_bed(raw[3:], len(fam), len(variants)), variants, fam
