@@ -170,3 +170,16 @@ def test_read_rois_table_rejects_a_duplicate_label(tmp_path):
     table.to_csv(bad, sep="\t", index=False)
     with pytest.raises(InputDataError, match="bad_rois.tsv.*duplicate label_id"):
         read_rois_table(bad)
+
+
+def test_gzipped_images_are_byte_identical_for_the_same_payload(tmp_path):
+    """The gzip header holds neither a time nor the temporary file's name, so reruns give the same bytes."""
+    from rgenima_lib.synthetic.write import _write_gzipped
+
+    payload = np.arange(10_000, dtype=np.int16).tobytes()
+    _write_gzipped(payload, tmp_path / "a.mgz", 1)
+    _write_gzipped(payload, tmp_path / "b.mgz", 1)
+    assert (tmp_path / "a.mgz").read_bytes() == (tmp_path / "b.mgz").read_bytes()
+    import gzip
+
+    assert gzip.decompress((tmp_path / "a.mgz").read_bytes()) == payload

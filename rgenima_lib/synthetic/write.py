@@ -17,9 +17,10 @@ from rgenima_lib.synthetic.render import SubjectImages
 
 
 def _write_gzipped(payload: bytes, path: Path, compresslevel: int) -> None:
-    """Gzip ``payload`` into ``path`` atomically."""
+    """Gzip ``payload`` into ``path`` atomically; the same payload always gives the same bytes."""
     with atomic_output(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+        # filename="": otherwise gzip stores the random temporary name in the header.
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
                                                      compresslevel=compresslevel,
                                                      mtime=0) as gz:
             gz.write(payload)
