@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from rgenima_lib.attribution.bootstrap import bootstrap_pairs, bootstrap_rois
-from rgenima_lib.attribution.dump import synthetic_dump
+from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 from rgenima_lib.cohort.rois_table import read_rois_table
 from rgenima_lib.figures import figure2 as figure2_module
 from rgenima_lib.figures.figure1 import plot_figure1, sharing_categories, stable_rois_by_stage

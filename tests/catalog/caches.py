@@ -168,7 +168,7 @@ def embeddings_garbage_finetune(tmp: Path) -> Invocation:
 # --- attention dumps -----------------------------------------------------------------------------
 
 def attention_dump(path: Path) -> Path:
-    from rgenima_lib.attribution.dump import AttentionDump, write_dump
+    from rgenima_lib.attribution.dump_format import AttentionDump, write_dump
 
     rng = np.random.default_rng(0)
     n, g, r = 6, 5, 4
