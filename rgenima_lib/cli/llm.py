@@ -55,7 +55,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     check_model_folder(args.base, fix=BASE_MODEL_FIX)
     settings = load_settings(args.settings)
     cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
-                                    **({"seed": args.seed} if args.seed is not None else {})})
+                                    "seed": args.seed})
     visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
     mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora)
     samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit)
@@ -137,7 +137,7 @@ def register(sub) -> None:
     p.add_argument("--settings", help="the config's train section: inline JSON or a YAML/JSON file")
     p.add_argument("--deepspeed", help="DeepSpeed JSON (config/deepspeed/zero3.json); omit for the plain loop")
     p.add_argument("--max-steps", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--output", required=True, help="checkpoint folder")
     p.add_argument("--history", help="TSV: loss per optimizer step")
     p.add_argument("--summary", help="JSON: steps, tokens/s, precision, world size")
