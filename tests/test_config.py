@@ -96,8 +96,8 @@ def test_every_encoder_and_baseline_default_comes_from_the_schema():
     enc, base = cfg["encoders"], cfg["baselines"]
     # What the rules pass (as JSON) is whole: each stage's settings object takes it without a fallback.
     for name in ("rit", "med3d"):
-        settings = EncoderSettings.from_dict(json.loads(json.dumps({**enc[name],
-                                                                    "embed_batch_size": enc["embed_batch_size"]})), name)
+        section = json.loads(json.dumps({**enc[name], "embed_batch_size": enc["embed_batch_size"]}))
+        settings = EncoderSettings.from_dict(section, name)
         assert settings.fit_config(0).monitor == "balanced_accuracy" and settings.val_fraction == 0.2
     assert BaselineSettings.from_dict({k: base[k] for k in ("model", "train", "val_fraction", "max_copies")})
     assert FinetuneConfig.from_dict({**cfg["train"], "seed": cfg["seed"]}).log_every == 10

@@ -61,7 +61,8 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     from rgenima_lib.models.embedding_cache import save_embeddings
     from rgenima_lib.train.classifier import seed_everything
-    from rgenima_lib.train.encoder import build_encoder, checkpoint_info, embed_subjects, load_checkpoint, subject_loader
+    from rgenima_lib.train.encoder import (build_encoder, checkpoint_info, embed_subjects, load_checkpoint,
+                                           subject_loader)
 
     require_inputs(args.checkpoint, args.index)
     seed_everything(0, args.threads)
@@ -154,7 +155,7 @@ def register(sub) -> None:
     p = sub.add_parser("embed", help="cache the frozen encoder's tokens of every imaged subject")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--index", required=True, help="the imaging index the encoder reads")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, required=True, help="subjects per batch (encoders.embed_batch_size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--output", required=True, help="embeddings (.safetensors: tokens, presence, subjects)")
     p.set_defaults(func=cmd_embed)
@@ -164,8 +165,9 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="results/genetics/imputed/fold<k>.npz")
     p.add_argument("--snps", required=True, help="results/genetics/snps.tsv")
     p.add_argument("--text-model", default=None, help="local BERT folder (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--max-copies", type=int, default=-1, help="gene-order copies per training subject (-1: all)")
+    p.add_argument("--max-length", type=int, required=True, help="tokens per text window (baselines.max_length)")
+    p.add_argument("--max-copies", type=int, required=True,
+                   help="gene-order copies per training subject (-1: all; baselines.max_copies)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--output", required=True, help="gene-token cache (.safetensors)")

@@ -155,8 +155,9 @@ def finetune(tmp: Path, emb: Path | None, base: Path | None = None) -> tuple[lis
     out = tmp / "results" / "llm" / "rgenima_qwen" / "image_gene" / "fold0"
     outputs = [out / "checkpoint", out / "history.tsv", out / "summary.json"]
     command = rgenima("finetune", "--base", base, "--samples", data / "samples.tsv", "--imputed", data / "imputed.npz",
-                      "--snps", data / "snps.tsv", *(["--embeddings", emb] if emb else []), "--settings", FINETUNE_SETTINGS,
-                      "--seed", "0", "--output", outputs[0], "--history", outputs[1], "--summary", outputs[2])
+                      "--snps", data / "snps.tsv", *(["--embeddings", emb] if emb else []),
+                      "--settings", FINETUNE_SETTINGS, "--seed", "0", "--output", outputs[0], "--history", outputs[1],
+                      "--summary", outputs[2])
     return command, outputs
 
 
