@@ -111,7 +111,7 @@ def attr_run(tmp_path_factory):
 
 
 def test_dumps_hold_every_test_subject_in_float16_with_names_and_the_demo_note(attr_run):
-    from rgenima_lib.attribution.dump import read_dump
+    from rgenima_lib.attribution.dump_format import read_dump
 
     work, _, info, _ = attr_run
     for k in range(N_FOLDS):

@@ -187,3 +187,125 @@ def test_gene_tokens_pool_each_gene_block_in_canonical_order(minilm):
     sel = gene_index.view(-1) == 1
     torch.testing.assert_close(pooled[0, 1], states[0, sel].mean(0))
     assert torch.all(pooled[0, 3] == 0)
+
+
+# --- training one baseline on a fold (train.baseline) -------------------------------------------------------
+
+BASELINE_SETTINGS = {"model": {"hidden": 16, "heads": 2, "dropout": 0.1, "mlp_hidden": [32]},
+                     "train": {"epochs": 40, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "patience": 40,
+                               "balance": "loss", "monitor": "loss", "grad_clip": 1.0, "warmup_epochs": 1,
+                               "eval_batch_size": 32},
+                     "val_fraction": 0.2, "max_copies": 1}
+
+
+def _fold_samples(n_train=48, n_test=16, copies=3, seed=0):
+    """A fold's sample table: ``copies`` gene orders per training subject, one per test subject."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    stages = ("NC", "SMC", "MCI", "AD")
+    rows = []
+    for i in range(n_train + n_test):
+        side = "train" if i < n_train else "test"
+        y = int(rng.integers(4))
+        for copy in range(copies if side == "train" else 1):
+            rows.append({"subject": f"{i:03d}_S_{i:04d}", "stage": stages[y], "label": y, "copy": copy,
+                         "perm_seed": -1 if copy == 0 else 100 * copy + i, "with_image": True, "side": side})
+    return pd.DataFrame(rows)
+
+
+def test_baseline_settings_name_a_missing_or_unknown_key():
+    from rgenima_lib.train.baseline import BaselineSettings
+
+    settings = BaselineSettings.from_dict(BASELINE_SETTINGS)
+    assert settings.fit_config(7).seed == 7 and settings.fit_config(7).epochs == 40
+    with pytest.raises(ValueError, match=r"baselines: missing setting\(s\) val_fraction"):
+        BaselineSettings.from_dict({k: v for k, v in BASELINE_SETTINGS.items() if k != "val_fraction"})
+    with pytest.raises(ValueError, match=r"baselines: unknown setting\(s\) max_copy\b"):
+        BaselineSettings.from_dict({**BASELINE_SETTINGS, "max_copy": 0})
+    train = {k: v for k, v in BASELINE_SETTINGS["train"].items() if k != "patience"}
+    with pytest.raises(ValueError, match=r"baselines.train: missing setting\(s\) patience"):
+        BaselineSettings.from_dict({**BASELINE_SETTINGS, "train": train}).fit_config(0)
+
+
+def test_train_baseline_mlp_learns_a_planted_snp_and_repeats_exactly():
+    from rgenima_lib.train.baseline import BaselineInputs, BaselineSettings, train_baseline
+
+    samples = _fold_samples()
+    subjects = samples["subject"].drop_duplicates().tolist()
+    label = samples.drop_duplicates("subject").set_index("subject")["label"]
+    rng = np.random.default_rng(1)
+    dosage = rng.integers(0, 2, (len(subjects), 20)).astype(np.float32)
+    dosage[:, :4] = 0.0
+    dosage[np.arange(len(subjects)), label[subjects].to_numpy()] = 2.0  # planted: SNP y carries stage y
+    inputs = BaselineInputs(dosage=(subjects, dosage), dosage_path="fold0.npz")
+    settings = BaselineSettings.from_dict(BASELINE_SETTINGS)
+    run = train_baseline("mlp", samples, inputs, settings, seed=3, threads=2)
+    test = samples[samples["side"] == "test"]
+    assert run.subjects == test["subject"].tolist() and run.probabilities.shape == (16, 4)
+    assert (run.probabilities.argmax(1) == test["label"].to_numpy()).mean() >= 0.75  # chance: 0.25
+    # One row per subject for the MLP (gene-order copies would only reweight): 48 subjects, some held out.
+    assert run.info["dims"] == {"n_snps": 20} and run.info["train"]["seed"] == 3
+    again = train_baseline("mlp", samples, inputs, settings, seed=3, threads=2)
+    assert np.array_equal(run.probabilities, again.probabilities)
+    # A test subject without a genotype row names the file and the subject.
+    from rgenima_lib.errors import InputDataError
+
+    short = BaselineInputs(dosage=(subjects[:-1], dosage[:-1]), dosage_path="fold0.npz")
+    with pytest.raises(InputDataError, match=f"fold0.npz: subject {subjects[-1]}: subject has no genotype row"):
+        train_baseline("mlp", samples, short, settings, seed=3)
+
+
+def test_train_baseline_fusion_reads_text_rows_up_to_max_copies_and_image_tokens():
+    from rgenima_lib.errors import InputDataError
+    from rgenima_lib.train.baseline import (BaselineInputs, BaselineSettings, baseline_tensors, text_key, text_rows,
+                                            train_baseline)
+
+    samples = _fold_samples(n_train=24, n_test=8)
+    rows = text_rows(samples, max_copies=1)
+    assert set(rows.loc[rows["side"] == "train", "copy"]) == {0, 1} and len(rows[rows["side"] == "test"]) == 8
+    assert len(text_rows(samples, max_copies=-1)) == len(samples)
+    rng = np.random.default_rng(2)
+    keys = [text_key(s, p) for s, p in zip(samples["subject"], samples["perm_seed"])]
+    tokens = rng.normal(size=(len(keys), 5, 8)).astype(np.float16)
+    subjects = samples["subject"].drop_duplicates().tolist()
+    inputs = BaselineInputs(text_tokens=(keys, tokens, np.ones((len(keys), 5), np.uint8)),
+                            image_tokens=(subjects, rng.normal(size=(len(subjects), 3, 6)).astype(np.float16),
+                                          np.ones((len(subjects), 3), np.uint8)),
+                            text_tokens_path="gene_tokens.safetensors")
+    data = baseline_tensors("bert_rit_cross", rows, inputs)
+    assert data["text_tokens"].shape == (len(rows), 5, 8) and data["image_tokens"].shape == (len(rows), 3, 6)
+    settings = BaselineSettings.from_dict({**BASELINE_SETTINGS, "train": {**BASELINE_SETTINGS["train"], "epochs": 2}})
+    run = train_baseline("bert_rit_cross", samples, inputs, settings, seed=0)
+    assert run.info["dims"] == {"text_dim": 8, "image_dim": 6} and run.probabilities.shape == (8, 4)
+    # A text the cache lacks (gene_tokens ran with other samples or max_copies) names the cache and the rule.
+    lost = BaselineInputs(text_tokens=(keys[1:], tokens[1:], np.ones((len(keys) - 1, 5), np.uint8)),
+                          text_tokens_path="gene_tokens.safetensors")
+    with pytest.raises(InputDataError, match="gene_tokens.safetensors: 1 sample text.*rerun gene_tokens"):
+        train_baseline("bert", samples, lost, settings, seed=0)
+
+
+def test_gene_token_cache_one_row_per_distinct_text_in_subject_order(tiny_bert):
+    import pandas as pd
+
+    from rgenima_lib.genetics.serialize import GenomeLayout, GenomeTexts
+    from rgenima_lib.models.baselines import pool_gene_tokens, tokenize_genomes
+    from rgenima_lib.train.baseline import gene_token_cache, text_key
+
+    tokenizer, bert = tiny_bert
+    snps = pd.DataFrame({"snp": [f"rs{i}" for i in range(6)], "gene": ["APOE"] * 2 + ["BIN1"] * 2 + ["CLU"] * 2,
+                         "block": [0, 0, 1, 1, 2, 2], "a1": "A", "a2": "G"})
+    texts = GenomeTexts(np.random.default_rng(0).integers(0, 3, (2, 6)).astype(np.float32), ["b", "a"],
+                        GenomeLayout.from_snps(snps))
+    table = pd.DataFrame({"subject": ["b", "a", "a", "b"], "perm_seed": [-1, -1, 5, 7], "copy": [0, 0, 1, 2],
+                          "side": ["test", "train", "train", "train"]})
+    # Two data configurations share texts: each distinct (subject, gene order) is encoded once.
+    keys, tokens, presence = gene_token_cache([table, table], texts, tokenizer, bert, max_copies=1, max_length=32,
+                                              batch_size=2)
+    assert keys == ["a|-1", "a|5", "b|-1"] and tokens.dtype == np.float16 and tokens.shape == (3, 3, 32)
+    assert presence.all()
+    ids, mask, gene_index = tokenize_genomes(tokenizer, [texts("a", 5)], list(texts.layout.genes), 32)
+    with torch.no_grad():
+        states, _ = TextEncoder(bert)(ids, mask)
+    pooled, _ = pool_gene_tokens(states, gene_index.view(1, -1), 3)
+    np.testing.assert_allclose(tokens[keys.index(text_key("a", 5))], pooled[0].half().numpy(), atol=1e-3)

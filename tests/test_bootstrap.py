@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 
 from rgenima_lib.attribution.bootstrap import (bootstrap_genes, bootstrap_pairs, bootstrap_rois, pair_stability,
                                                resample_weights, top_k_frequency, top_pairs)
-from rgenima_lib.attribution.dump import synthetic_dump
+from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 from rgenima_lib.attribution.permutation import permutation_pvalues, stage_permutation_tests
 from rgenima_lib.attribution.recovery import recovery_table
 

@@ -71,3 +71,48 @@ def test_misspelled_encoder_training_key_is_named(tmp_path):
     proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
     assert proc.returncode != 0
     assert "'learning_rate' was unexpected" in proc.stdout
+
+
+def _validated(*overlays):
+    """config/config.yaml with ``overlays`` merged over it, validated with the schema's defaults filled in."""
+    from snakemake.utils import update_config, validate
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for overlay in overlays:
+        update_config(cfg, overlay)
+    validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    return cfg
+
+
+def test_every_encoder_and_baseline_default_comes_from_the_schema():
+    import json
+
+    from rgenima_lib.train.baseline import BaselineSettings
+    from rgenima_lib.train.encoder import EncoderSettings
+    from rgenima_lib.train.finetune import FinetuneConfig
+
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg = _validated(demo, {"encoders": {"med3d": {"train": {"patience": 3}}}})
+    enc, base = cfg["encoders"], cfg["baselines"]
+    # What the rules pass (as JSON) is whole: each stage's settings object takes it without a fallback.
+    for name in ("rit", "med3d"):
+        section = json.loads(json.dumps({**enc[name], "embed_batch_size": enc["embed_batch_size"]}))
+        settings = EncoderSettings.from_dict(section, name)
+        assert settings.fit_config(0).monitor == "balanced_accuracy" and settings.val_fraction == 0.2
+    assert BaselineSettings.from_dict({k: base[k] for k in ("model", "train", "val_fraction", "max_copies")})
+    assert FinetuneConfig.from_dict({**cfg["train"], "seed": cfg["seed"]}).log_every == 10
+    # Each train block holds its own defaults: a value set for one encoder leaves the others' alone.
+    assert enc["rit"]["train"]["epochs"] == demo["encoders"]["rit"]["train"]["epochs"]
+    assert enc["med3d"]["train"]["patience"] == 3 and enc["rit"]["train"]["patience"] == 8
+    assert base["train"]["patience"] == 10 and base["train"]["monitor"] == "loss" and base["train"]["epochs"] == 100
+    assert enc["rit"]["model"]["patch_rank"] == 1 and enc["med3d"]["model"]["layers"] == [2, 2, 2, 2]
+    assert base["runs"]["gene_only"] == ["mlp", "bert"] and base["max_copies"] == 0
+
+
+def test_the_per_encoder_embed_batch_size_is_gone():
+    import pytest
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="embed_batch_size"):
+        _validated({"encoders": {"rit": {"embed_batch_size": 8}}})
+    assert _validated({"encoders": {"embed_batch_size": 8}})["encoders"]["embed_batch_size"] == 8

@@ -149,3 +149,53 @@ def test_med3d_embeds_one_token_with_presence_one():
     vols = {f"s{i}": {"volume": np.random.default_rng(i).normal(size=(16, 16, 16)).astype(np.float32)} for i in range(3)}
     tokens, presence = embed_subjects(model, list(vols), vols.__getitem__, batch_size=2)
     assert tokens.shape == (3, 1, 512) and presence.tolist() == [[1], [1], [1]]
+
+
+# --- one fold's stage-1 run (train.encoder.pretrain_fold) ---------------------------------------------------
+
+ENCODER_SETTINGS = {"model": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 4.0, "dropout": 0.1, "patch_rank": None,
+                              "patch_dtype": "float32", "pool": "attention", "roi_volume": False},
+                    "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.05, "patience": 10,
+                              "balance": "loss", "monitor": "loss", "grad_clip": 1.0, "warmup_epochs": 1,
+                              "eval_batch_size": 32},
+                    "val_fraction": 0.25, "in_memory": False, "embed_batch_size": 4}
+
+
+def test_encoder_settings_name_a_missing_or_unknown_key():
+    from rgenima_lib.train.encoder import EncoderSettings
+
+    assert EncoderSettings.from_dict(ENCODER_SETTINGS, "rit").fit_config(5).seed == 5
+    with pytest.raises(ValueError, match=r"encoders.rit: missing setting\(s\) embed_batch_size"):
+        EncoderSettings.from_dict({k: v for k, v in ENCODER_SETTINGS.items() if k != "embed_batch_size"}, "rit")
+    with pytest.raises(ValueError, match=r"encoders.med3d: unknown setting\(s\) val_fractoin"):
+        EncoderSettings.from_dict({**ENCODER_SETTINGS, "val_fractoin": 0.2}, "med3d")
+    with pytest.raises(ValueError, match=r"encoders.train: unknown setting\(s\) epoch\b"):
+        FitConfig.from_dict({**ENCODER_SETTINGS["train"], "epoch": 3, "seed": 0}, "encoders.train")
+
+
+def test_pretrain_fold_trains_on_the_other_folds_and_predicts_its_own():
+    import pandas as pd
+
+    from rgenima_lib.errors import InputDataError
+    from rgenima_lib.train.encoder import EncoderSettings, pretrain_fold
+
+    stages = ("NC", "SMC", "MCI", "AD")
+    data = FakeROIs()
+    folds = pd.DataFrame({"subject": data.subjects, "fold": [i % 4 for i in range(40)],
+                          "stage": [stages[y] for y in data.labels]})
+    index = pd.DataFrame({"subject": data.subjects[:36]})  # the last 4 subjects have no image
+    settings = EncoderSettings.from_dict(ENCODER_SETTINGS, "rit")
+    run = pretrain_fold("rit", folds, index, data, 1, settings, seed=2, threads=2)
+    test = [s for s, k in zip(data.subjects[:36], folds["fold"]) if k == 1]
+    assert run.subjects == test and run.probabilities.shape == (len(test), 4)
+    assert not data.seen & set(data.subjects[36:]), "a subject without an image was read"
+    assert sorted(run.result.fit_subjects + run.result.val_subjects) == sorted(
+        s for s, k in zip(data.subjects[:36], folds["fold"]) if k != 1)
+    assert run.info["config"]["n_rois"] == CFG.n_rois and run.info["config"]["roi_size"] == 4
+    assert run.info["fold"] == 1 and run.info["seed"] == 2 and run.info["n_val"] == len(run.result.val_subjects)
+    # The same call again: the same weights, so the same test probabilities.
+    again = pretrain_fold("rit", folds, index, FakeROIs(), 1, settings, seed=2, threads=2)
+    assert np.array_equal(run.probabilities, again.probabilities)
+    with pytest.raises(InputDataError, match="roi_index.tsv: fold 1 has no imaged training subject"):
+        pretrain_fold("rit", folds, index[index["subject"].isin(test)], data, 1, settings, seed=2,
+                      index_path="roi_index.tsv")

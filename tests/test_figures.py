@@ -9,11 +9,12 @@ import pytest
 
 from conftest import REPO
 from rgenima_lib.attribution.bootstrap import bootstrap_pairs, bootstrap_rois
-from rgenima_lib.attribution.dump import synthetic_dump
+from rgenima_lib.attribution.synthetic_dump import synthetic_dump
+from rgenima_lib.vocabulary import read_rois_table
+from rgenima_lib.figures import figure1 as figure1_module
 from rgenima_lib.figures import figure2 as figure2_module
 from rgenima_lib.figures.figure1 import plot_figure1, sharing_categories, stable_rois_by_stage
 from rgenima_lib.figures.figure2 import manhattan_layout, plot_figure2
-from rgenima_lib.vocabulary import read_rois_table
 
 NOTE = "demo model, random init"
 PLANTED = {"SMC": ["Left-Cerebellum-Cortex", "ctx-rh-insula", "Left-Putamen"],
@@ -43,6 +44,7 @@ def captured(monkeypatch):
         save(fig, png, pdf, dpi=60)
 
     monkeypatch.setattr(figure2_module, "save_figure", spy)
+    monkeypatch.setattr(figure1_module, "save_figure", spy)
     return texts
 
 

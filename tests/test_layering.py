@@ -33,8 +33,8 @@ FLOORS: dict[str, int] = {
     "imaging": 1, "genetics": 1,
     "cohort": 2,
     "synthetic": 3,
-    "data": 4,
-    "models": 5,
+    "models": 4,
+    "data": 5,  # above models: data.prompt_samples builds the models' PromptSample inputs
     "train": 6,
     "attribution": 7, "evaluate": 7,
     "figures": 8,

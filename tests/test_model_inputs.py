@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgenima_lib.attribution.dump import read_dump
+from rgenima_lib.attribution.dump_format import read_dump
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.roi_extract import npy_layout, open_roi_patches
 from rgenima_lib.models.backbones import backbone_config_error, demo_arch

@@ -154,8 +154,10 @@ def test_cli_build_finetune_predict(tmp_path):
               "--snps", str(data / "snps.tsv"), "--embeddings", str(data / "tokens.safetensors")]
     ckpt = tmp_path / "ckpt"
     assert main(["finetune", "--base", str(demo), *common, "--settings",
-                 json.dumps({"lr": 1e-3, "epochs": 1, "batch_size_per_gpu": 4, "bf16": True}),
-                 "--output", str(ckpt), "--history", str(tmp_path / "h.tsv"),
+                 json.dumps({"lr": 1e-3, "epochs": 1, "batch_size_per_gpu": 4, "bf16": True, "grad_accum": 1,
+                             "weight_decay": 0.0, "max_grad_norm": 1.0, "log_every": 10, "max_steps": None,
+                             "gradient_checkpointing": False}),
+                 "--seed", "0", "--output", str(ckpt), "--history", str(tmp_path / "h.tsv"),
                  "--summary", str(tmp_path / "s.json")]) == 0
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["steps"] == 3 and summary["samples"] == 12 and summary["precision"] == "fp32"
@@ -169,3 +171,31 @@ def test_cli_build_finetune_predict(tmp_path):
     assert p["demo"] is True and p["note"] == "demo model, random init"
     # The checkpoint says it sees images: predicting without --embeddings is refused with exit status 2.
     assert main(["predict", "--checkpoint", str(ckpt), *common[:6], "--output", str(tmp_path / "x.tsv")]) == 2
+
+
+def test_one_prompt_loader_for_finetune_predict_and_attribution(tmp_path):
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts, load_fold_prompts, load_prompt_samples
+    from rgenima_lib.errors import InputDataError
+    from rgenima_lib.genetics.augment import STREAMS, permutation_seed
+
+    data = _write_dataset(tmp_path)
+    files = (data / "samples.tsv", data / "fold0.npz", data / "snps.tsv")
+    train = load_fold_prompts(files[0], "train", *files[1:], data / "tokens.safetensors")
+    assert len(train.samples) == 12 and [g.text for g in train.genomes] == [s.genome_text for s in train.samples]
+    # Row 2 is subject 0's second gene order (perm_seed 1000); subject 0 (i % 3 == 0) has no image; the SNP-only
+    # model sees none.
+    assert train.genomes[1] == train.texts("000_S_0000", 1000) and train.genomes[0] == train.texts("000_S_0000", -1)
+    assert train.samples[0].visual is None and train.samples[2].visual.shape == (3, D_VIS)
+    assert all(s.visual is None for s in load_prompt_samples(files[0], "train", *files[1:]))
+    assert [s.subject for s in load_prompt_samples(*files[:1], "test", *files[1:], limit=1)] == ["006_S_0006"]
+    # Attribution: test samples with an image only, each with its spans and its seeded extra gene orders.
+    prompts = load_attribution_prompts(*files, data / "tokens.safetensors", gene_orders=2, seed=4)
+    assert [s.subject for s in prompts.samples] == ["007_S_0007"]  # 006 (i % 3 == 0) has no image
+    assert [g for g, _, _ in prompts.spans[0]] == ["APOE", "BIN1"]
+    # The attribution's own seed stream (7, as the dumps were made): apart from the data sets' copies.
+    assert STREAMS["attribution"] == 7 and STREAMS["attribution"] not in (STREAMS["paired"], STREAMS["gene_only"])
+    expected = [train.texts("007_S_0007", permutation_seed(4, "007_S_0007", k, stream=7)) for k in (1, 2)]
+    assert prompts.extra_orders == [expected]
+    assert load_attribution_prompts(*files, data / "tokens.safetensors").extra_orders == [[]]
+    with pytest.raises(InputDataError, match="no test sample with an image"):
+        load_attribution_prompts(*files, data / "tokens.safetensors", limit=1)

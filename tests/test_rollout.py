@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rgenima_lib.attribution.dump import (AttentionDump, concat_dumps, gene_of_tokens, read_dump, rollout_batch,
-                                          synthetic_dump, token_map, write_dump)
+from rgenima_lib.attribution.attribute import rollout_batch
+from rgenima_lib.attribution.dump_format import AttentionDump, concat_dumps, read_dump, write_dump
+from rgenima_lib.attribution.synthetic_dump import synthetic_dump
+from rgenima_lib.attribution.token_map import gene_of_tokens, token_map
 from rgenima_lib.attribution.rollout import (StreamingRollout, full_rollout, mixed_attention, read_rows,
                                              rollout_hooks)
 from rgenima_lib.genetics.serialize import join_blocks
@@ -205,7 +207,7 @@ def test_dump_round_trip_pooling_and_size(tmp_path):
 
 
 def test_gene_orders_replace_the_own_order_in_the_attribution(model):
-    from rgenima_lib.attribution.dump import attribute_samples
+    from rgenima_lib.attribution.attribute import attribute_samples
 
     samples, spans = _samples(2)
     rng = np.random.default_rng(9)

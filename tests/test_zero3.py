@@ -81,6 +81,21 @@ def test_zero3_json_gathers_16bit_weights_and_auto_values_are_filled():
                                hidden_size=64, bf16=False)["bf16"]["enabled"] is False
 
 
+def test_finetune_config_takes_the_schemas_whole_train_section():
+    import yaml
+
+    from rgenima_lib.train.finetune import FinetuneConfig
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    section = {k: v["default"] for k, v in schema["properties"]["train"]["properties"].items()}
+    # The schema's defaults are the paper's settings, the dataclass's own (used by direct construction).
+    assert FinetuneConfig.from_dict({**section, "seed": 0}) == FinetuneConfig()
+    with pytest.raises(ValueError, match=r"train: missing setting\(s\) log_every"):
+        FinetuneConfig.from_dict({k: v for k, v in {**section, "seed": 0}.items() if k != "log_every"})
+    with pytest.raises(ValueError, match=r"train: unknown setting\(s\) learning_rate"):
+        FinetuneConfig.from_dict({**section, "seed": 0, "learning_rate": 1e-3})
+
+
 @pytest.mark.parametrize("n,world", [(10, 1), (10, 2), (7, 3), (2, 4)])
 def test_shard_order_deals_every_sample_with_equal_steps(n, world):
     from rgenima_lib.train.finetune import shard_order

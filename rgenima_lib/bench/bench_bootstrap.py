@@ -32,8 +32,9 @@ def _timed(fn):
 def run(out_dir: Path, full: bool) -> dict:
 
     from rgenima_lib.attribution.bootstrap import bootstrap_genes, bootstrap_rois, pair_stability
-    from rgenima_lib.attribution.dump import synthetic_dump, write_dump
+    from rgenima_lib.attribution.dump_format import write_dump
     from rgenima_lib.attribution.permutation import stage_permutation_tests
+    from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 
     n, b = (2000, 1000) if full else (500, 200)
     genes = [f"G{i}" for i in range(105)]

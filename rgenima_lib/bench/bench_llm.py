@@ -138,10 +138,10 @@ def _run_worker(flag: str, *args) -> dict:
 def run(out_dir: Path, full: bool) -> dict:
     """CPU part (see module docstring); the GPU part is ``--gpu``."""
     from rgenima_lib.models.demo_llm import build_demo_llm
-    from rgenima_lib.models.mllm import load_tokenizer
+    from rgenima_lib.models.mllm import load_llm_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
-        tok = load_tokenizer(build_demo_llm(Path(tmp) / "demo", hidden_size=32, n_layers=1, n_heads=2, n_kv_heads=1,
+        tok = load_llm_tokenizer(build_demo_llm(Path(tmp) / "demo", hidden_size=32, n_layers=1, n_heads=2, n_kv_heads=1,
                                             intermediate_size=64, gene_names=_genes()))
         lengths = prompt_lengths(tok)
     steps = 8 if full else 3

@@ -14,22 +14,29 @@ versions start with it.
 
 from __future__ import annotations
 
+# The library modules these commands call import torch and transformers (attribute) or scipy and statsmodels
+# (the tests): they are imported inside the command functions, so that every other subcommand, and the parser
+# itself, starts without paying for them (torch alone takes about 2 s).
+
 import argparse
 import json
 import logging
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
 from rgenima_lib.cli.common import quiet_libraries, require_inputs
-from rgenima_lib.io import markdown_table, read_note, write_markdown, write_noted_tsv
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import markdown_table, read_note, read_tsv, write_json, write_markdown, write_noted_tsv
 
 log = logging.getLogger("rgenima")
 
 
 def load_pooled(paths):
     """Pool the folds' dumps of one model."""
-    from rgenima_lib.attribution.dump import concat_dumps, read_dump
-
     require_inputs(*paths)
     return concat_dumps([read_dump(p) for p in paths])
 
@@ -38,18 +45,15 @@ def load_pooled(paths):
 def cmd_attribute(args: argparse.Namespace) -> None:
     import torch
 
-    from rgenima_lib.attribution.dump import attribute_samples, load_attribution_samples, write_dump
+    from rgenima_lib.attribution.attribute import attribute_samples
+    from rgenima_lib.attribution.dump_format import write_dump
     from rgenima_lib.vocabulary import read_rois_table
-    from rgenima_lib.errors import InputDataError
-    from rgenima_lib.io import read_tsv, write_json
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts
     from rgenima_lib.models.demo_llm import model_note
     from rgenima_lib.models.mllm import RGenIMA
 
     quiet_libraries()
     require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
-    if not (Path(args.checkpoint) / "rgenima.json").is_file():
-        raise InputDataError("not an R-GenIMA checkpoint (no rgenima.json).", path=args.checkpoint,
-                             fix="run rgenima finetune to write it.")
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,11 +69,12 @@ def cmd_attribute(args: argparse.Namespace) -> None:
                              path=args.checkpoint, fix="attribute an R-GenIMA (LLM + RiT) model.")
     genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
-    samples, spans, extra = load_attribution_samples(args.samples, args.imputed, args.snps, args.embeddings,
-                                                     args.limit, gene_orders=args.gene_orders, seed=args.seed)
+    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
+                                       gene_orders=args.gene_orders, seed=args.seed)
     note = model_note(args.checkpoint)
-    dump = attribute_samples(model, samples, spans, genes, rois, fold=args.fold, sink=args.sink,
-                             answer_rows=args.answer_rows, batch_size=args.batch_size, extra_orders=extra,
+    dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,
+                             answer_rows=args.answer_rows, batch_size=args.batch_size,
+                             extra_orders=prompts.extra_orders,
                              meta={"model": args.model or "", "checkpoint": str(args.checkpoint), "note": note})
     write_dump(args.output, dump)
     seconds = time.perf_counter() - start
@@ -88,10 +93,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- bootstrap
 def cmd_bootstrap_genes(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from rgenima_lib.attribution.bootstrap import bootstrap_genes
-    from rgenima_lib.io import read_tsv
 
     dump = load_pooled(args.dumps)
     table = bootstrap_genes(dump.gene_importance, dump.genes, n_boot=args.n_boot, top_k=args.top_k,
@@ -129,7 +131,6 @@ def cmd_bootstrap_rois(args: argparse.Namespace) -> None:
 
 def cmd_bootstrap_roi_gene(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.bootstrap import bootstrap_pairs, top_pairs
-    from rgenima_lib.io import read_tsv
 
     dump = load_pooled(args.dumps)
     table = bootstrap_pairs(dump.roi_gene, dump.label, dump.rois, dump.genes, n_boot=args.n_boot,
@@ -146,10 +147,7 @@ def cmd_bootstrap_roi_gene(args: argparse.Namespace) -> None:
 
 
 def cmd_enrichment(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from rgenima_lib.attribution.enrichment import gwas_enrichment
-    from rgenima_lib.io import read_tsv
 
     require_inputs(args.genes, args.gene_panel)
     genes = read_tsv(args.genes)
@@ -182,7 +180,6 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
 
 def cmd_recovery(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.recovery import recovery_table
-    from rgenima_lib.io import read_tsv
 
     require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []))
     truth = json.loads(Path(args.truth).read_text())

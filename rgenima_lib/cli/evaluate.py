@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# evaluate.tables imports scipy and matplotlib (about 2 s): it is imported inside the command function, so that
+# every other subcommand, and the parser itself, starts without paying for it.
+
 import argparse
 import logging
 

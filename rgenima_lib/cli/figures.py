@@ -6,16 +6,19 @@ model), so they can be redrawn anywhere the dumps' tables are.
 
 from __future__ import annotations
 
+# The ROI-table reader imports scipy and the phantom label image nibabel (about 1 s each): they are imported
+# inside the command functions, so that every other subcommand, and the parser itself, starts without them.
+
 import argparse
 import logging
+
+from rgenima_lib.cli.common import require_inputs
+from rgenima_lib.io import read_note, read_tsv
 
 log = logging.getLogger("rgenima")
 
 
 def _read(path):
-    from rgenima_lib.cli.common import require_inputs
-    from rgenima_lib.io import read_note, read_tsv
-
     require_inputs(path)
     table = read_tsv(path)
     if "stable" in table:

@@ -7,48 +7,32 @@ single-process loop (the CPU demo). Only rank 0 writes files.
 
 from __future__ import annotations
 
+# The library modules these commands call import torch and transformers (seconds): they are imported inside
+# the command functions, so that every other subcommand, and the parser itself, starts without paying for it.
+
 import argparse
 import logging
-import os
-from pathlib import Path
+import warnings
 
-from rgenima_lib.io import load_settings
+import pandas as pd
+
+from rgenima_lib.cli.common import quiet_libraries, require_inputs
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import atomic_output, load_settings, read_tsv, write_json, write_tsv
 
 log = logging.getLogger("rgenima")
 
 
-def _quiet_libraries() -> None:
-    # Loading bars of transformers and DeepSpeed's deprecation chatter would drown the rule's log.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import warnings
-
+def _quiet_deepspeed() -> None:
+    # DeepSpeed's deprecation chatter from torch.distributed would drown the rule's log.
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def _check_inputs(args, *names) -> None:
-    from rgenima_lib.errors import InputDataError
-
-    for name in names:
-        value = getattr(args, name, None)
-        if value and not Path(value).exists():
-            raise InputDataError(f"--{name.replace('_', '-')} not found.", path=value,
-                                 fix="run the upstream rule first, or check the path.")
 
 
 def cmd_build_demo_llm(args: argparse.Namespace) -> None:
-    from rgenima_lib.io import atomic_output
     from rgenima_lib.models.demo_llm import DEMO_NOTE, build_demo_llm
 
-    _quiet_libraries()
-    genes = []
-    if args.gene_panel:
-        from rgenima_lib.io import read_tsv
-
-        genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
+    quiet_libraries()
+    genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist() if args.gene_panel else []
     with atomic_output(args.output, directory=True) as tmp:
         build_demo_llm(tmp, arch=args.arch, hidden_size=args.hidden_size, n_layers=args.layers, n_heads=args.heads,
                        n_kv_heads=args.kv_heads, intermediate_size=args.intermediate_size, vocab_size=args.vocab_size,
@@ -56,30 +40,25 @@ def cmd_build_demo_llm(args: argparse.Namespace) -> None:
     log.info("demo LLM (%s; %s) -> %s", args.arch, DEMO_NOTE, args.output)
 
 
-def _samples(args, side: str):
-    from rgenima_lib.train.finetune import load_prompt_samples
-
-    return load_prompt_samples(args.samples, side, args.imputed, args.snps, args.embeddings, limit=args.limit)
-
-
 def cmd_finetune(args: argparse.Namespace) -> None:
-    import pandas as pd
+    import torch.distributed as dist
 
-    from rgenima_lib.io import write_json, write_tsv
+    from rgenima_lib.data.prompt_samples import load_prompt_samples
     from rgenima_lib.models.embedding_cache import load_embeddings
     from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder
     from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
 
-    _quiet_libraries()
-    _check_inputs(args, "base", "samples", "imputed", "snps", "embeddings", "deepspeed")
+    quiet_libraries()
+    _quiet_deepspeed()
+    require_inputs(args.base, args.samples, args.imputed, args.snps, args.embeddings, args.deepspeed)
     # Before any data is read: a wrong --base is the most common first-run mistake with real weights.
     check_model_folder(args.base, fix=BASE_MODEL_FIX)
     settings = load_settings(args.settings)
     cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
-                                    **({"seed": args.seed} if args.seed is not None else {})})
+                                    "seed": args.seed})
     visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
     mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora)
-    samples = _samples(args, "train")
+    samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit)
     log.info("finetune: %d training samples, visual dim %s, %s", len(samples), visual_dim,
              f"DeepSpeed {args.deepspeed}" if args.deepspeed else "plain PyTorch loop")
     result = finetune(args.base, samples, args.output, mcfg, cfg, deepspeed_config=args.deepspeed)
@@ -90,8 +69,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
             write_json(result.summary, args.summary)
     log.info("finetune: %d steps, final loss %.4f, %.0f tokens/s -> %s", result.summary["steps"],
              result.summary["final_loss"], result.summary["tokens_per_s"] or 0, args.output)
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         # Every rank waits for rank 0's files, then leaves the group in order (gloo can abort otherwise).
         dist.barrier()
@@ -101,17 +78,13 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     import torch
 
-    from rgenima_lib.errors import InputDataError
-    from rgenima_lib.io import write_json, write_tsv
+    from rgenima_lib.data.prompt_samples import load_prompt_samples
     from rgenima_lib.models.demo_llm import model_note
     from rgenima_lib.models.mllm import RGenIMA
     from rgenima_lib.train.predict import escape_text, predict, prediction_summary
 
-    _quiet_libraries()
-    _check_inputs(args, "checkpoint", "samples", "imputed", "snps", "embeddings")
-    if not (Path(args.checkpoint) / "rgenima.json").is_file():
-        raise InputDataError("not an R-GenIMA checkpoint (no rgenima.json).", path=args.checkpoint,
-                             fix="run rgenima finetune to write it.")
+    quiet_libraries()
+    require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings)
     torch.manual_seed(0)
     dtype = torch.bfloat16 if (args.bf16 and torch.cuda.is_available()) else torch.float32
     model = RGenIMA.from_checkpoint(args.checkpoint, dtype=dtype)
@@ -120,7 +93,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if (model.connector is None) != (args.embeddings is None):
         raise InputDataError("the checkpoint and --embeddings disagree on whether the model sees images.",
                              path=args.checkpoint, fix="pass the embeddings the model was fine-tuned with.")
-    samples = _samples(args, "test")
+    samples = load_prompt_samples(args.samples, "test", args.imputed, args.snps, args.embeddings, limit=args.limit)
     table = predict(model, samples, batch_size=args.batch_size, generate=not args.no_generate)
     table["generated_text"] = table["generated_text"].map(escape_text)
     write_tsv(table, args.output)
@@ -164,7 +137,7 @@ def register(sub) -> None:
     p.add_argument("--settings", help="the config's train section: inline JSON or a YAML/JSON file")
     p.add_argument("--deepspeed", help="DeepSpeed JSON (config/deepspeed/zero3.json); omit for the plain loop")
     p.add_argument("--max-steps", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--output", required=True, help="checkpoint folder")
     p.add_argument("--history", help="TSV: loss per optimizer step")
     p.add_argument("--summary", help="JSON: steps, tokens/s, precision, world size")

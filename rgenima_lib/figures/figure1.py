@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.attribution.bootstrap import TARGET_STAGES
+from rgenima_lib.figures.figure2 import save_figure
 
 CATEGORY_COLORS = {"all stages": "#1f4e9c", "two stages": "#8e44ad", "this stage only": "#d35400"}
 """Sharing category -> colour (colour-blind-distinguishable blue / purple / orange)."""
@@ -159,8 +160,6 @@ def plot_figure1(rois_table: pd.DataFrame, roi_info: pd.DataFrame, out_png: str 
     if note:
         fig.text(0.015, 1 - 0.62 / fig.get_figheight(), note, fontsize=10, color="#b03a2e", va="center",
                  style="italic")
-    from rgenima_lib.figures.figure2 import save_figure
-
     save_figure(fig, out_png, out_pdf)
     plt.close(fig)
     return categories

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 CANONICAL = -1
 """perm_seed of the canonical (panel) gene order."""
 
-STREAMS = {"paired": 0, "gene_only": 1}
+STREAMS = {"paired": 0, "gene_only": 1, "attribution": 7}  # attribution: the gene orders rule attribute averages over
 """Separate seed streams for a subject's paired and gene-only samples (the mixture uses both)."""
 
 

@@ -152,8 +152,3 @@ def select_subjects(subjects: list[str], tokens: np.ndarray, presence: np.ndarra
         out_t[have] = tokens[src]
         out_p[have] = presence[src]
     return out_t, out_p
-
-
-def cache_bytes_per_subject(n_tokens: int, dim: int) -> int:
-    """Bytes of one subject's row in the cache (float16 tokens + uint8 presence)."""
-    return n_tokens * dim * 2 + n_tokens

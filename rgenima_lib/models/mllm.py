@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.io import atomic_output
 from rgenima_lib.models.prompting import IGNORE_INDEX, IMAGE_TOKEN, ensure_chat_template
 
 CHECKPOINT_FORMAT = "rgenima-mllm/1"
@@ -102,8 +104,6 @@ def check_model_folder(path: str | Path, *, fix: str) -> dict:
     import transformers
     from transformers import CONFIG_MAPPING
 
-    from rgenima_lib.errors import InputDataError
-
     path = Path(path)
     config_path = path / "config.json"
     if not path.is_dir():
@@ -138,7 +138,7 @@ def build_connector(visual_dim: int, hidden_size: int, kind: str) -> nn.Module:
     return nn.Sequential(nn.Linear(visual_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
 
 
-def load_tokenizer(path: str | Path):
+def load_llm_tokenizer(path: str | Path):
     """The LLM's tokenizer with the image anchor, a pad token, left padding and a chat template."""
     from transformers import AutoTokenizer
 
@@ -160,7 +160,7 @@ class RGenIMA(nn.Module):
     llm : PreTrainedModel
         A causal LM (possibly wrapped by peft).
     tokenizer : PreTrainedTokenizerFast
-        From :func:`load_tokenizer`.
+        From :func:`load_llm_tokenizer`.
     config : MLLMConfig
     base_path : str
         Where the LLM came from (recorded in checkpoints).
@@ -187,7 +187,7 @@ class RGenIMA(nn.Module):
 
         llm_path = Path(llm_path)
         check_model_folder(llm_path, fix=BASE_MODEL_FIX)
-        tokenizer = load_tokenizer(llm_path)
+        tokenizer = load_llm_tokenizer(llm_path)
         llm = AutoModelForCausalLM.from_pretrained(str(llm_path), dtype=dtype,
                                                    attn_implementation=config.attn_implementation)
         if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
@@ -209,8 +209,6 @@ class RGenIMA(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
-        from rgenima_lib.errors import InputDataError
-
         path = Path(path)
         # A checkpoint folder is written whole (atomically) by rule finetune: a damaged one is rebuilt by
         # deleting it, since Snakemake reruns a job only when its output is missing.
@@ -230,7 +228,7 @@ class RGenIMA(nn.Module):
                                  fix=fix)
         if attn_implementation:
             config.attn_implementation = attn_implementation
-        tokenizer = load_tokenizer(path / "llm")
+        tokenizer = load_llm_tokenizer(path / "llm")
         llm = AutoModelForCausalLM.from_pretrained(str(path / "llm"), dtype=dtype,
                                                    attn_implementation=config.attn_implementation)
         model = cls(llm, tokenizer, config, base_path=meta.get("base_path", ""))
@@ -262,8 +260,6 @@ class RGenIMA(nn.Module):
     def save_checkpoint(self, path: str | Path, state_dict: dict | None = None, extra: dict | None = None) -> Path:
         """Write the checkpoint folder atomically (see module docstring); returns ``path``."""
         from safetensors.torch import save_file
-
-        from rgenima_lib.io import atomic_output
 
         llm_sd, conn_sd = self.full_state_dict(state_dict)
         with atomic_output(path, directory=True) as tmp:

@@ -32,6 +32,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm import tqdm
 
+from rgenima_lib.settings import check_section
+
 log = logging.getLogger("rgenima")
 
 BALANCE = ("loss", "sampler", "none")
@@ -81,13 +83,13 @@ class FitConfig:
             raise ValueError(f"monitor must be 'loss' or 'balanced_accuracy', not {self.monitor!r}")
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "FitConfig":
-        """From a config section; unknown keys are an error (typos should not pass silently)."""
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+    def from_dict(cls, d: dict | None, what: str = "train") -> "FitConfig":
+        """From a config section plus the seed: every field, no other key (:func:`check_section`).
+
+        The field defaults serve direct construction (tests, benchmarks); the workflow's
+        values come from the config schema alone.
+        """
+        return cls(**check_section(d, cls.__dataclass_fields__, what))
 
     def to_dict(self) -> dict:
         return asdict(self)

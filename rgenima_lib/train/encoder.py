@@ -27,19 +27,27 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from rgenima_lib.vocabulary import STAGES
+from rgenima_lib.errors import InputDataError
+from rgenima_lib.imaging.qc import read_roi_info
+from rgenima_lib.imaging.roi_extract import open_roi_patches
+from rgenima_lib.imaging.wholebrain import open_wholebrain
 from rgenima_lib.io import atomic_output
-from rgenima_lib.train.classifier import FitConfig, FitResult, fit_classifier, stratified_holdout
-
-if TYPE_CHECKING:
-    import pandas as pd
+from rgenima_lib.models.med3d import Med3D, Med3DConfig, load_medicalnet_weights
+from rgenima_lib.models.rit import RiT, RiTConfig, relative_log_volume
+from rgenima_lib.train.classifier import (FitConfig, FitResult, fit_classifier, predict_proba, seed_everything,
+                                          stratified_holdout)
+from rgenima_lib.settings import check_section
 
 log = logging.getLogger("rgenima")
 
@@ -157,8 +165,6 @@ def pretrain_encoder(model: nn.Module, subjects: list[str], labels: np.ndarray, 
         # From the fit subjects only: the validation part is held out as strictly as the test fold.
         model.set_input_normalization(*map(torch.from_numpy, fit_input_normalization(fit_subjects, load)))
     if getattr(getattr(model, "config", None), "roi_volume", False):
-        from rgenima_lib.models.rit import relative_log_volume
-
         pres = np.stack([np.asarray(load(s)["presence"], dtype=bool) for s in fit_subjects])
         vols = relative_log_volume(torch.from_numpy(np.stack([np.asarray(load(s)["volume"], dtype=np.float64)
                                                               for s in fit_subjects])),
@@ -207,9 +213,6 @@ def embed_subjects(model: nn.Module, subjects: list[str], load: Loader, batch_si
 
 def build_encoder(info: dict) -> nn.Module:
     """A fresh encoder from a checkpoint's ``info`` (``{"encoder": "rit" | "med3d", "config": {...}}``)."""
-    from rgenima_lib.models.med3d import Med3D, Med3DConfig
-    from rgenima_lib.models.rit import RiT, RiTConfig
-
     if info["encoder"] == "rit":
         return RiT(RiTConfig(**info["config"]))
     if info["encoder"] == "med3d":
@@ -217,7 +220,7 @@ def build_encoder(info: dict) -> nn.Module:
     raise ValueError(f"unknown encoder {info['encoder']!r}")
 
 
-def roi_loader(index: "pd.DataFrame", in_memory: bool = False) -> Loader:
+def roi_loader(index: pd.DataFrame, in_memory: bool = False) -> Loader:
     """``load(subject)`` over the imaging stage's ROI arrays (``results/imaging/roi_index.tsv``).
 
     Parameters
@@ -236,9 +239,6 @@ def roi_loader(index: "pd.DataFrame", in_memory: bool = False) -> Loader:
         "volume": float32[N]}`` (volume: voxels per ROI before resampling, from the sidecar;
         used only by a RiT built with ``roi_volume=True``).
     """
-    from rgenima_lib.imaging.qc import read_roi_info
-    from rgenima_lib.imaging.roi_extract import open_roi_patches
-
     paths = {str(r.subject): (r.rois, r.info) for r in index.itertuples()}
     cache: dict[str, tuple] = {}
 
@@ -270,7 +270,7 @@ def standardize_volume(volume: np.ndarray) -> np.ndarray:
     return np.where(brain, (volume - mean) / max(float(sd), 1e-6), 0.0).astype(np.float32)
 
 
-def volume_loader(index: "pd.DataFrame", input_size: int | None = None) -> Loader:
+def volume_loader(index: pd.DataFrame, input_size: int | None = None) -> Loader:
     """``load(subject)`` over the whole-brain arrays (``results/imaging/wholebrain_index.tsv``).
 
     Parameters
@@ -285,10 +285,6 @@ def volume_loader(index: "pd.DataFrame", input_size: int | None = None) -> Loade
     callable
         ``load(subject) -> {"volume": float32[D, H, W]}``, standardised (:func:`standardize_volume`).
     """
-    from torch.nn import functional as F
-
-    from rgenima_lib.imaging.wholebrain import open_wholebrain
-
     paths = {str(r.subject): r.wholebrain for r in index.itertuples()}
 
     def load(subject: str) -> dict:
@@ -299,6 +295,166 @@ def volume_loader(index: "pd.DataFrame", input_size: int | None = None) -> Loade
         return {"volume": standardize_volume(volume)}
 
     return load
+
+
+def subject_loader(encoder: str, index: pd.DataFrame, *, in_memory: bool = False,
+                   input_size: int | None = None) -> Loader:
+    """The loader an encoder reads: :func:`roi_loader` for ``"rit"``, :func:`volume_loader` for ``"med3d"``.
+
+    ``in_memory`` applies to RiT's ROI arrays, ``input_size`` to Med3D's volumes.
+    """
+    if encoder == "rit":
+        return roi_loader(index, in_memory=in_memory)
+    return volume_loader(index, input_size)
+
+
+# ----------------------------------------------------------------------------- one fold's stage-1 run
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The config's ``encoders.<encoder>`` section as ``pretrain-encoder`` reads it (defaults: the config schema).
+
+    Attributes
+    ----------
+    model : dict
+        :class:`~rgenima_lib.models.rit.RiTConfig` fields (n_rois and roi_size come from the data) or
+        :class:`~rgenima_lib.models.med3d.Med3DConfig` fields plus ``weights`` and ``input_size``.
+    train : dict
+        :class:`~rgenima_lib.train.classifier.FitConfig` fields but the seed.
+    val_fraction : float
+        Share of the training subjects held out, stratified by stage, for early stopping.
+    in_memory : bool
+        Keep every subject's uint8 ROI arrays in memory (RiT).
+    embed_batch_size : int
+        Subjects per batch when predicting (the section's top-level ``encoders.embed_batch_size``).
+    """
+
+    model: dict
+    train: dict
+    val_fraction: float
+    in_memory: bool
+    embed_batch_size: int
+
+    @classmethod
+    def from_dict(cls, d: dict | None, encoder: str = "encoder") -> "EncoderSettings":
+        """From the section's keys; a missing or unknown key is an error naming it."""
+        return cls(**check_section(d, cls.__dataclass_fields__, f"encoders.{encoder}"))
+
+    def fit_config(self, seed: int) -> FitConfig:
+        return FitConfig.from_dict({**self.train, "seed": seed}, "encoders.train")
+
+
+def stage1_encoder(encoder: str, model_settings: dict, index: pd.DataFrame, load: Loader) -> tuple[dict, nn.Module]:
+    """A fresh stage-1 encoder and its checkpoint info; MedicalNet weights loaded when configured.
+
+    Parameters
+    ----------
+    encoder : {"rit", "med3d"}
+    model_settings : dict
+        :attr:`EncoderSettings.model`.
+    index : DataFrame
+        The imaging index (RiT reads its ROI count and size from the first subject).
+    load : callable
+
+    Returns
+    -------
+    info : dict
+        encoder, config, init_source (and input_size for Med3D).
+    model : RiT or Med3D
+    """
+    model_settings = dict(model_settings)
+    if encoder == "rit":
+        first = load(str(index["subject"].iloc[0]))["rois"]
+        cfg = RiTConfig(**{**model_settings, "n_rois": first.shape[0], "roi_size": first.shape[1]})
+        return {"encoder": "rit", "config": cfg.to_dict(), "init_source": "random init"}, RiT(cfg)
+    weights = model_settings.pop("weights", None)
+    input_size = model_settings.pop("input_size", None)
+    cfg = Med3DConfig(**model_settings)
+    model = Med3D(cfg)
+    if weights:
+        report = load_medicalnet_weights(model, weights)
+        log.info("MedicalNet weights: %d tensors loaded, %d ignored (%s), %d missing",
+                 len(report.loaded), len(report.ignored), ", ".join(sorted({k.split(".")[0] for k in report.ignored})),
+                 len(report.missing))
+    else:
+        log.warning("Med3D: no med3d weights configured: RANDOM INIT (stated in the checkpoint and cache)")
+    return {"encoder": "med3d", "config": cfg.to_dict(), "init_source": model.init_source,
+            "input_size": input_size}, model
+
+
+@dataclass
+class FoldPretraining:
+    """What :func:`pretrain_fold` did.
+
+    Attributes
+    ----------
+    model : RiT or Med3D
+        Holds the best epoch's weights.
+    info : dict
+        Checkpoint info (:func:`save_checkpoint`): encoder, config, init source, fold, seed, training.
+    result : PretrainResult
+    subjects, stages : list of str, length n_test
+        The fold's imaged test subjects, in folds-table order.
+    probabilities : float32[n_test, 4]
+        The stage-1 classifier's class probabilities (``STAGES`` order).
+    """
+
+    model: nn.Module
+    info: dict
+    result: PretrainResult
+    subjects: list[str]
+    stages: list[str]
+    probabilities: np.ndarray
+
+
+def pretrain_fold(encoder: str, folds: pd.DataFrame, index: pd.DataFrame, load: Loader, fold: int,
+                  settings: EncoderSettings, seed: int, threads: int | None = None,
+                  index_path: str | Path = "") -> FoldPretraining:
+    """Stage-1 pretraining of one encoder on fold ``fold``'s imaged training subjects; predict its test subjects.
+
+    Parameters
+    ----------
+    encoder : {"rit", "med3d"}
+    folds : DataFrame
+        ``folds.tsv`` (subject, fold, stage).
+    index : DataFrame
+        The imaging index the encoder reads (only its subjects take part).
+    load : callable
+        :func:`subject_loader` over ``index``.
+    fold : int
+        Test fold k: trained on every other fold.
+    settings : EncoderSettings
+    seed : int
+    threads : int, optional
+        torch CPU threads.
+    index_path : path, optional
+        Named in the error when the fold has no imaged training subject.
+
+    Returns
+    -------
+    FoldPretraining
+    """
+    imaged = set(index["subject"])
+    train = folds[(folds["fold"] != fold) & folds["subject"].isin(imaged)]
+    test = folds[(folds["fold"] == fold) & folds["subject"].isin(imaged)]
+    if train.empty:
+        raise InputDataError(f"fold {fold} has no imaged training subject.", path=index_path,
+                             fix="check the imaging index and folds.tsv.")
+    seed_everything(seed, threads)
+    info, model = stage1_encoder(encoder, settings.model, index, load)
+    fit_cfg = settings.fit_config(seed)
+    log.info("pretrain %s fold %d: %d training subjects (%s), %d test subjects; %s", encoder, fold,
+             len(train), train["stage"].value_counts().to_dict(), len(test), info["init_source"])
+    labels = np.array([STAGES.index(s) for s in train["stage"]], dtype=np.int64)
+    result = pretrain_encoder(model, train["subject"].tolist(), labels, load, fit_cfg,
+                              val_fraction=settings.val_fraction, desc=f"pretrain {encoder} fold {fold}")
+    info.update({"fold": fold, "seed": seed, "train": fit_cfg.to_dict(), "best_epoch": result.fit.best_epoch,
+                 "stopped_early": result.fit.stopped_early, "n_fit": len(result.fit_subjects),
+                 "n_val": len(result.val_subjects), "class_weights": result.fit.class_weights,
+                 "trained_on": "fold training subjects only (subject-level split)"})
+    prob = predict_proba(model, SubjectDataset(test["subject"].tolist(), None, load),
+                         batch_size=settings.embed_batch_size)
+    return FoldPretraining(model, info, result, test["subject"].tolist(), test["stage"].tolist(),
+                           prob.reshape(len(test), -1))
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, info: dict) -> None:

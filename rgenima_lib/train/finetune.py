@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,8 +46,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rgenima_lib.errors import InputDataError
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample
+from rgenima_lib.settings import check_section
 
 log = logging.getLogger("rgenima")
 
@@ -94,7 +97,12 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FinetuneConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        """From the config's ``train`` section plus the seed: every field, no other key (:func:`check_section`).
+
+        The field defaults serve direct construction (tests, benchmarks); the workflow's
+        values come from the config schema alone.
+        """
+        return cls(**check_section(d, cls.__dataclass_fields__, "train"))
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -129,10 +137,6 @@ def prepare_torch_extensions_dir() -> Path:
     InputDataError
         A stale build lock.
     """
-    import sys
-
-    from rgenima_lib.errors import InputDataError
-
     if not os.environ.get("TORCH_EXTENSIONS_DIR"):
         prefix = Path(sys.prefix)
         root = prefix / "torch_extensions" if os.access(prefix, os.W_OK) else Path.cwd() / ".torch_extensions"
@@ -384,61 +388,3 @@ def save_trained(module: RGenIMA, engine, out_dir: str | Path, extra: dict | Non
         module.save_checkpoint(out_dir, state_dict=state_dict, extra=extra)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
-
-
-# ----------------------------------------------------------------------------- data
-def load_prompt_samples(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
-                        embeddings: str | Path | None = None, limit: int | None = None) -> list[PromptSample]:
-    """The fold's samples as :class:`PromptSample` (text rebuilt from genotypes, tokens from the cache).
-
-    Parameters
-    ----------
-    samples_tsv : path
-        ``datasets/{config}/fold{k}/samples.tsv`` (``rgenima_lib.data.datasets``).
-    side : {"train", "test"}
-    imputed : path
-        The fold's 2p-imputed genotypes (``fold{k}.npz``).
-    snps : path
-        ``snps.tsv`` (gene blocks).
-    embeddings : path, optional
-        The encoder's token cache for this fold; None for the LLM SNP-only model
-        (every sample is then text only, even a paired one).
-    limit : int, optional
-        Keep the first ``limit`` samples (smoke runs).
-
-    Returns
-    -------
-    list of PromptSample
-    """
-    from rgenima_lib.data.datasets import read_samples
-    from rgenima_lib.errors import InputDataError
-    from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-    from rgenima_lib.genetics.serialize import GenomeLayout, GenomeTexts
-
-    table = read_samples(samples_tsv)
-    table = table[table["side"] == side]
-    if limit is not None:
-        table = table.iloc[:limit]
-    geno = load_genotypes(imputed)
-    texts = GenomeTexts(geno["dosage"], geno["subjects"].tolist(), GenomeLayout.from_snps(read_snps(snps)))
-    tokens = {}
-    if embeddings is not None:
-        from rgenima_lib.models.embedding_cache import load_embeddings
-
-        subjects, arr, presence = load_embeddings(embeddings)
-        tokens = {s: (arr[i], presence[i]) for i, s in enumerate(subjects)}
-    out = []
-    for row in table.itertuples(index=False):
-        visual = presence = None
-        if embeddings is not None and row.with_image:
-            if row.subject not in tokens:
-                raise InputDataError("subject has no cached visual tokens.", path=embeddings, subject=row.subject,
-                                     fix="rerun the embed rule for this encoder and fold.")
-            visual, presence = tokens[row.subject]
-        try:
-            text = texts(row.subject, int(row.perm_seed)).text
-        except KeyError as exc:
-            raise InputDataError("subject has no genotypes in the imputed matrix.", path=imputed,
-                                 subject=row.subject, fix="rerun impute-genotypes for this fold.") from exc
-        out.append(PromptSample(row.subject, text, row.stage, visual, presence))
-    return out

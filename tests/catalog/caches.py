@@ -96,7 +96,12 @@ def roi_npy_truncated_rit_training(tmp: Path) -> Invocation:
     truncate(rois / f"{SUBJECT}.npy", keep=0.9)
     enc = tmp / "results" / "encoders" / "rit" / "fold0"
     outputs = [enc / "checkpoint.safetensors", enc / "history.tsv", enc / "curve.png", enc / "predictions.tsv"]
-    settings = json.dumps({"model": {"dim": 8, "depth": 1, "heads": 2, "patch_rank": 1}, "train": {"epochs": 1}})
+    settings = json.dumps({"model": {"dim": 8, "depth": 1, "heads": 2, "mlp_ratio": 4.0, "dropout": 0.1, "patch_rank": 1,
+                                     "patch_dtype": "float32", "pool": "attention", "roi_volume": False},
+                           "train": {"epochs": 1, "batch_size": 8, "lr": 3e-4, "weight_decay": 0.05, "patience": 8,
+                                     "balance": "loss", "monitor": "loss", "grad_clip": 1.0, "warmup_epochs": 1,
+                                     "eval_batch_size": 32},
+                           "val_fraction": 0.2, "in_memory": False, "embed_batch_size": 4})
     command = rgenima("pretrain-encoder", "--encoder", "rit", "--index", index, "--folds", folds, "--fold", "0",
                       "--settings", settings, "--seed", "1", "--threads", "1", "--checkpoint", outputs[0],
                       "--history", outputs[1], "--curve", outputs[2], "--predictions", outputs[3])
@@ -131,6 +136,12 @@ def embeddings(tmp: Path) -> Path:
     return path
 
 
+# The config's whole `train` section, as the workflow passes it (the schema's defaults).
+FINETUNE_SETTINGS = json.dumps({"lr": 2e-6, "epochs": 3, "batch_size_per_gpu": 16, "bf16": True, "grad_accum": 1,
+                                "weight_decay": 0.0, "max_grad_norm": 1.0, "log_every": 10, "max_steps": None,
+                                "gradient_checkpointing": False})
+
+
 def finetune(tmp: Path, emb: Path | None, base: Path | None = None) -> tuple[list[str], list[Path]]:
     """argv of `rgenima finetune` (the data files exist; the command stops before it reads them)."""
     if base is None:
@@ -144,8 +155,9 @@ def finetune(tmp: Path, emb: Path | None, base: Path | None = None) -> tuple[lis
     out = tmp / "results" / "llm" / "rgenima_qwen" / "image_gene" / "fold0"
     outputs = [out / "checkpoint", out / "history.tsv", out / "summary.json"]
     command = rgenima("finetune", "--base", base, "--samples", data / "samples.tsv", "--imputed", data / "imputed.npz",
-                      "--snps", data / "snps.tsv", *(["--embeddings", emb] if emb else []), "--output", outputs[0],
-                      "--history", outputs[1], "--summary", outputs[2])
+                      "--snps", data / "snps.tsv", *(["--embeddings", emb] if emb else []),
+                      "--settings", FINETUNE_SETTINGS, "--seed", "0", "--output", outputs[0], "--history", outputs[1],
+                      "--summary", outputs[2])
     return command, outputs
 
 
@@ -168,7 +180,7 @@ def embeddings_garbage_finetune(tmp: Path) -> Invocation:
 # --- attention dumps -----------------------------------------------------------------------------
 
 def attention_dump(path: Path) -> Path:
-    from rgenima_lib.attribution.dump import AttentionDump, write_dump
+    from rgenima_lib.attribution.dump_format import AttentionDump, write_dump
 
     rng = np.random.default_rng(0)
     n, g, r = 6, 5, 4

