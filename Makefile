@@ -53,7 +53,7 @@ e2e: setup
 	$(BIN)/pytest -q -m "e2e or slow"
 
 bench: setup
-	$(BIN)/python -m rgenima_lib.bench --out results/bench
+	$(BIN)/python -m rgenima_lib.bench --out results/bench --docs docs/benchmarks.md
 
 lint: setup
 	$(BIN)/snakemake --lint --configfile config/demo.yaml --workflow-profile none
