@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.genetics.augment import gene_order
+from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
 
 STYLES = ("compact", "verbose")
 SYMBOLS = np.array(["0", "1", "2"])
@@ -187,8 +188,6 @@ class GenomeTexts:
     @classmethod
     def from_files(cls, imputed_npz, snps_tsv, style: str = "compact") -> "GenomeTexts":
         """Texts of one fold: ``results/genetics/imputed/fold<k>.npz`` and ``results/genetics/snps.tsv``."""
-        from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-
         geno = load_genotypes(imputed_npz)
         return cls(geno["dosage"], geno["subjects"].tolist(), GenomeLayout.from_snps(read_snps(snps_tsv)), style)
 

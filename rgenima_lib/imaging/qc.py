@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.imaging.roi_extract import rebuild_fix
+from rgenima_lib.io import atomic_output
 from rgenima_lib.vocabulary import STAGES
 
 
@@ -35,8 +37,6 @@ def read_roi_info(path: str | Path) -> dict:
         Missing, truncated or damaged file, or one without the fields the readers use
         (fix: delete it and its patches so that rule roi_extract rebuilds them).
     """
-    from rgenima_lib.imaging.roi_extract import rebuild_fix
-
     path = Path(path)
     npy = path.with_suffix(".npy")
     if not path.is_file():
@@ -229,7 +229,6 @@ def roi_montage(path: str | Path, subjects: Sequence[tuple[str, np.ndarray, np.n
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rgenima_lib.io import atomic_output
 
     n_roi = len(names)
     n_rows = int(np.ceil(n_roi / n_cols))
