@@ -11,13 +11,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO
 from rgenima_lib.genetics import allele_stats, plink_io
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
@@ -26,7 +26,6 @@ from rgenima_lib.genetics.panel import BUILD_COLUMNS, read_gene_panel, read_refe
 from rgenima_lib.genetics.plink_qc import REMOVED_BY, extract_panel, qc_report, run_plink2, run_qc
 from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("plink2") is None, reason="plink2 not on PATH")
 PLINK_KW = dict(threads=1, memory_mb=640)
 QC = dict(geno=0.95, maf=0.05, hwe=1e-6)

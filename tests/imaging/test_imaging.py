@@ -1,7 +1,7 @@
 """Imaging stage, unit level: resampling, ROI patches, whole-brain input, QC, FreeSurfer check, bad input.
 
 Small label / intensity volumes are built here with nibabel; the workflow-level
-tests (synthetic cohort, recon-all stand-in) are in test_imaging_workflow.py.
+tests (synthetic cohort, recon-all stand-in) are in tests/workflow/test_imaging_workflow.py.
 """
 
 import json
@@ -343,9 +343,6 @@ def test_imaging_subjects_per_mode():
 # --- which parcellation a label image is -----------------------------------------------------------
 
 def _catalog():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from catalog import imaging as cat
 
     return cat

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from rgenima_lib.genetics import allele_stats, plink_io
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 PLINK2 = shutil.which("plink2")
 needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 not on PATH (PLINK 2 checks skipped)")
 

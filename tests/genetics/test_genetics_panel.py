@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
+from conftest import REPO
 from rgenima_lib.genetics.panel import map_variants_to_genes, normalise_chrom, read_gene_panel
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_normalise_chrom():

@@ -8,12 +8,12 @@ built from the table's GRCh37 column, the same file with every reference SNP mov
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.panel import (BUILD_COLUMNS, GRCH37_MIN_FRACTION, check_build, check_gene_coverage,
@@ -22,7 +22,6 @@ from rgenima_lib.genetics.panel import (BUILD_COLUMNS, GRCH37_MIN_FRACTION, chec
                                         reference_positions)
 from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # also run as a script by torchrun, without conftest
 BIN = Path(sys.executable).parent
 N_VISUAL, D_VIS = 3, 16
 
