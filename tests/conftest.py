@@ -1,4 +1,4 @@
-"""Shared fixtures: repository paths and a small cohort built once per session."""
+"""Shared fixtures: repository paths, the config tables, the demo LLM and a small cohort, each built once."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from rgenima_lib.genetics.panel import read_gene_panel
+from rgenima_lib.io import read_tsv
+from rgenima_lib.vocabulary import read_rois_table
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 BIN = Path(sys.executable).parent
+GENE_PANEL_TSV = REPO / "config" / "gene_panel.tsv"
+ROIS_TSV = REPO / "config" / "rois.tsv"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -54,3 +61,42 @@ def tiny_cohort(tmp_path_factory):
     )
     run_snakemake(work, "results/cohort/manifest.tsv", configfile=cfg)
     return work
+
+
+@pytest.fixture(scope="module")
+def panel():
+    """``config/gene_panel.tsv`` as the genetics stage reads it (checked, chromosomes as text)."""
+    return read_gene_panel(GENE_PANEL_TSV)
+
+
+@pytest.fixture(scope="module")
+def panel_table():
+    """``config/gene_panel.tsv`` as a plain table, as the simulator and the enrichment command read it."""
+    return read_tsv(GENE_PANEL_TSV)
+
+
+@pytest.fixture(scope="module")
+def rois():
+    """``config/rois.tsv``: the 109 ROIs in token order."""
+    return read_rois_table(ROIS_TSV)
+
+
+@pytest.fixture(scope="session")
+def demo_llm(tmp_path_factory):
+    """``demo_llm(**options)``: the folder of a demo LLM built by ``build_demo_llm``, once per set of options.
+
+    The folder is shared by every test that asks for the same options, so a test reads it and never writes
+    into it. Without options: 64 wide, 2 layers, an MLP 128 wide, seed 0.
+    """
+    from rgenima_lib.models.demo_llm import build_demo_llm
+
+    built: dict[tuple, Path] = {}
+
+    def make(**options) -> Path:
+        options = {"hidden_size": 64, "n_layers": 2, "intermediate_size": 128, "seed": 0, **options}
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+        if key not in built:
+            built[key] = build_demo_llm(tmp_path_factory.mktemp("demo_llm") / "llm", **options)
+        return built[key]
+
+    return make

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, ROIS_TSV
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.freesurfer_lut import read_freesurfer_lut
 from rgenima_lib.synthetic import anatomy
@@ -21,7 +21,6 @@ from rgenima_lib.synthetic.rois_table import ROI_LABELS
 from rgenima_lib.synthetic.write import write_subject_images
 from rgenima_lib.vocabulary import read_rois_table
 
-ROIS_TSV = REPO / "config" / "rois.tsv"
 LUT = REPO / "config" / "FreeSurferColorLUT.txt"
 VOXEL_MM = 2.0
 
@@ -29,11 +28,6 @@ VOXEL_MM = 2.0
 @pytest.fixture(scope="module")
 def phantom():
     return anatomy.build_phantom(VOXEL_MM)
-
-
-@pytest.fixture(scope="module")
-def rois():
-    return read_rois_table(ROIS_TSV)
 
 
 def _render(phantom, atrophy, seed):

@@ -13,6 +13,7 @@ from rgenima_lib.models.rit import RiT, RiTConfig
 from rgenima_lib.train.classifier import FitConfig, class_weights, seed_everything, stratified_holdout
 from rgenima_lib.train.encoder import (checkpoint_info, embed_subjects, load_checkpoint, plot_training_curve,
                                        pretrain_encoder, save_checkpoint)
+from rgenima_lib.vocabulary import STAGES
 
 torch.set_num_threads(2)
 
@@ -179,10 +180,9 @@ def test_pretrain_fold_trains_on_the_other_folds_and_predicts_its_own():
     from rgenima_lib.errors import InputDataError
     from rgenima_lib.train.encoder import EncoderSettings, pretrain_fold
 
-    stages = ("NC", "SMC", "MCI", "AD")
     data = FakeROIs()
     folds = pd.DataFrame({"subject": data.subjects, "fold": [i % 4 for i in range(40)],
-                          "stage": [stages[y] for y in data.labels]})
+                          "stage": [STAGES[y] for y in data.labels]})
     index = pd.DataFrame({"subject": data.subjects[:36]})  # the last 4 subjects have no image
     settings = EncoderSettings.from_dict(ENCODER_SETTINGS, "rit")
     run = pretrain_fold("rit", folds, index, data, 1, settings, seed=2, threads=2)

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from rgenima_lib.models.demo_llm import build_demo_llm
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample, answer_text
 from rgenima_lib.train.predict import (PREDICTION_COLUMNS, escape_text, greedy_generate, predict, prediction_summary,
@@ -20,9 +19,8 @@ D_VIS = 8
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_demo_llm(tmp_path_factory.mktemp("demo") / "qwen", hidden_size=64, n_layers=2,
-                          intermediate_size=128, seed=1)
+def base(demo_llm):
+    return demo_llm(seed=1)
 
 
 @pytest.fixture(scope="module")

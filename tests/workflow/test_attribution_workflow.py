@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, make_workdir, run_snakemake
+from conftest import make_workdir, run_snakemake
 from rgenima_lib.vocabulary import STAGES
 
 MODEL = "rgenima_qwen"
@@ -28,24 +28,21 @@ ATTR = f"results/attribution/{MODEL}/{DCONFIG}"
 FIG = f"results/figures/{MODEL}/{DCONFIG}"
 
 
-def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, seed: int = 0) -> dict:
+def make_attribution_inputs(root, genes: list[str], rois: list[str], base, n_per_stage_fold: int = 2,
+                            d_vis: int = 8, seed: int = 0) -> dict:
     """Write the inputs of rule ``attribute`` for every fold under ``root`` (a workflow directory).
 
     One SNP per panel gene (a short prompt), 109 ROI tokens of width ``d_vis`` (one ROI absent in one
-    subject), a random-init demo LLM checkpoint with a linear connector (copied to every fold).
+    subject), a checkpoint of the demo LLM in ``base`` with a linear connector (copied to every fold).
     """
     import torch
 
     from rgenima_lib.genetics.genotype_matrix import save_genotypes
-    from rgenima_lib.io import read_tsv, write_json
-    from rgenima_lib.models.demo_llm import build_demo_llm
+    from rgenima_lib.io import write_json
     from rgenima_lib.models.embedding_cache import save_embeddings
     from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
-    from rgenima_lib.vocabulary import read_rois_table
 
     rng = np.random.default_rng(seed)
-    genes = read_tsv(REPO / "config" / "gene_panel.tsv")["gene"].tolist()
-    rois = read_rois_table(REPO / "config" / "rois.tsv")["name"].tolist()
     snps = pd.DataFrame({"snp": [f"rs{1000 + i}" for i in range(len(genes))], "chrom": "1",
                          "pos": np.arange(len(genes)) * 1000 + 1, "a1": "A", "a2": "G", "gene": genes,
                          "block": np.arange(len(genes)), "maf": 0.3, "f_miss": 0.0})
@@ -59,8 +56,6 @@ def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, see
     presence = np.ones((len(subjects), len(rois)), np.uint8)
     presence[1, 5] = 0
     torch.manual_seed(seed)
-    base = build_demo_llm(root / "tmp_base_llm", hidden_size=32, n_layers=2, n_heads=2, n_kv_heads=1,
-                          intermediate_size=64, seed=seed, gene_names=genes)
     model = RGenIMA.from_base(base, MLLMConfig(visual_dim=d_vis), seed=seed)
     ckpt0 = model.save_checkpoint(root / f"results/llm/{MODEL}/{DCONFIG}/fold0/checkpoint")
     for k in range(N_FOLDS):
@@ -82,7 +77,6 @@ def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, see
                                "AD": [{"roi": "Left-Hippocampus"}, {"roi": "Right-Hippocampus"}]},
                 "roi_gene_pairs": [{"roi": "Left-Hippocampus", "gene": "APOE", "stages": ["MCI", "AD"]}]},
                root / "results/synthetic/truth.json")
-    shutil.rmtree(root / "tmp_base_llm")
     return {"genes": genes, "rois": rois, "subjects": subjects, "stage_of": stage_of, "fold_of": fold_of}
 
 
@@ -93,9 +87,11 @@ def _jobs(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def attr_run(tmp_path_factory):
+def attr_run(tmp_path_factory, panel_table, rois, demo_llm):
     work = make_workdir(tmp_path_factory.mktemp("attr"))
-    info = make_attribution_inputs(work)
+    genes = panel_table["gene"].tolist()
+    base = demo_llm(hidden_size=32, n_heads=2, n_kv_heads=1, intermediate_size=64, gene_names=genes)
+    info = make_attribution_inputs(work, genes, rois["name"].tolist(), base)
     cfg = work / "config" / "attr.yaml"
     cfg.write_text(
         "synthetic:\n  enabled: true\n  n_subjects: 16\nfreesurfer:\n  mode: precomputed\n"
