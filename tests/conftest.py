@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rgenima_lib.genetics.panel import read_gene_panel
@@ -40,6 +42,23 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-8000:]}")
     return proc
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the job stats table Snakemake prints (a dry run, or before a run)."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0] if "Job stats:" in output else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def read_png(path: Path) -> np.ndarray:
+    """The RGB pixels of a PNG file as floats in [0, 1], shape (height, width, 3)."""
+    import matplotlib.image
+
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG file"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.float32, pixels.shape
+    return pixels[..., :3]
 
 
 def make_workdir(tmp: Path) -> Path:

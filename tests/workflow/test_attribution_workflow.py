@@ -9,14 +9,13 @@ documented way to redraw the figures on a machine that holds only the dumps.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_workdir, run_snakemake
+from conftest import make_workdir, planned_jobs, run_snakemake
 from rgenima_lib.vocabulary import STAGES
 
 MODEL = "rgenima_qwen"
@@ -78,12 +77,6 @@ def make_attribution_inputs(root, genes: list[str], rois: list[str], base, n_per
                 "roi_gene_pairs": [{"roi": "Left-Hippocampus", "gene": "APOE", "stages": ["MCI", "AD"]}]},
                root / "results/synthetic/truth.json")
     return {"genes": genes, "rois": rois, "subjects": subjects, "stage_of": stage_of, "fold_of": fold_of}
-
-
-def _jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's dry-run job table."""
-    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +149,7 @@ def test_forcerun_figures_reruns_only_the_figures(attr_run):
     command = ["figures", "--forcerun", "figure_1", "figure_2",
                "--allowed-rules", "bootstrap_rois", "bootstrap_roi_gene", "figure_1", "figure_2", "figures"]
     proc = run_snakemake(work, *command, "-n", configfile=cfg)
-    assert _jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1, "figures": 1}, proc.stdout[-3000:]
+    assert planned_jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1, "figures": 1}, proc.stdout[-3000:]
     figures = sorted((work / FIG).glob("figure*.*"))
     drawn = {p: p.stat().st_mtime_ns for p in figures}
     run_snakemake(work, *command, configfile=cfg)
