@@ -165,6 +165,12 @@ def test_cli_build_finetune_predict(tmp_path):
                  "--summary", str(tmp_path / "p.json")]) == 0
     table = read_tsv(out, keep_default_na=False, dtype={"subject": str})
     assert list(table.columns) == PREDICTION_COLUMNS and len(table) == 2
+    # The fold's test subjects (6 and 7), with their stages; answer probabilities that sum to one, and the
+    # predicted stage the most probable one.
+    assert table["subject"].tolist() == ["006_S_0006", "007_S_0007"] and table["stage"].tolist() == ["MCI", "AD"]
+    probs = table[[f"prob_{s}" for s in STAGES]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert table["predicted"].tolist() == [STAGES[i] for i in probs.argmax(axis=1)]
     p = json.loads((tmp_path / "p.json").read_text())
     assert p["demo"] is True and p["note"] == "demo model, random init"
     # The checkpoint says it sees images: predicting without --embeddings is refused with exit status 2.
