@@ -1,17 +1,26 @@
-"""Shared fixtures: repository paths and a small cohort built once per session."""
+"""Shared fixtures: repository paths, the config tables, the demo LLM and a small cohort, each built once."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from rgenima_lib.genetics.panel import read_gene_panel
+from rgenima_lib.io import read_tsv
+from rgenima_lib.vocabulary import read_rois_table
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 BIN = Path(sys.executable).parent
+GENE_PANEL_TSV = REPO / "config" / "gene_panel.tsv"
+ROIS_TSV = REPO / "config" / "rois.tsv"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -35,6 +44,23 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     return proc
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the job stats table Snakemake prints (a dry run, or before a run)."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0] if "Job stats:" in output else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if m.group(1) != "total"}
+
+
+def read_png(path: Path) -> np.ndarray:
+    """The RGB pixels of a PNG file as floats in [0, 1], shape (height, width, 3)."""
+    import matplotlib.image
+
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG file"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.float32, pixels.shape
+    return pixels[..., :3]
+
+
 def make_workdir(tmp: Path) -> Path:
     """A scratch copy of the workflow, config and envs, so tests never write into the repository's results/."""
     shutil.copytree(REPO / "workflow", tmp / "workflow")
@@ -54,3 +80,42 @@ def tiny_cohort(tmp_path_factory):
     )
     run_snakemake(work, "results/cohort/manifest.tsv", configfile=cfg)
     return work
+
+
+@pytest.fixture(scope="module")
+def panel():
+    """``config/gene_panel.tsv`` as the genetics stage reads it (checked, chromosomes as text)."""
+    return read_gene_panel(GENE_PANEL_TSV)
+
+
+@pytest.fixture(scope="module")
+def panel_table():
+    """``config/gene_panel.tsv`` as a plain table, as the simulator and the enrichment command read it."""
+    return read_tsv(GENE_PANEL_TSV)
+
+
+@pytest.fixture(scope="module")
+def rois():
+    """``config/rois.tsv``: the 109 ROIs in token order."""
+    return read_rois_table(ROIS_TSV)
+
+
+@pytest.fixture(scope="session")
+def demo_llm(tmp_path_factory):
+    """``demo_llm(**options)``: the folder of a demo LLM built by ``build_demo_llm``, once per set of options.
+
+    The folder is shared by every test that asks for the same options, so a test reads it and never writes
+    into it. Without options: 64 wide, 2 layers, an MLP 128 wide, seed 0.
+    """
+    from rgenima_lib.models.demo_llm import build_demo_llm
+
+    built: dict[tuple, Path] = {}
+
+    def make(**options) -> Path:
+        options = {"hidden_size": 64, "n_layers": 2, "intermediate_size": 128, "seed": 0, **options}
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+        if key not in built:
+            built[key] = build_demo_llm(tmp_path_factory.mktemp("demo_llm") / "llm", **options)
+        return built[key]
+
+    return make

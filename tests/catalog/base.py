@@ -113,6 +113,6 @@ def markdown_table(cases: list[BadInput]) -> str:
     """The docs table of the catalog: input, what the pipeline does, the test that proves it."""
     lines = ["| input | what the pipeline does | test |", "| --- | --- | --- |"]
     for case in cases:
-        test = f"`tests/test_bad_input_catalog.py::test_{case.input_class}[{case.id}]`"
+        test = f"`tests/workflow/test_bad_input_catalog.py::test_{case.input_class}[{case.id}]`"
         lines.append(f"| {case.what} | {case.behaviour} | {test} |")
     return "\n".join(lines) + "\n"

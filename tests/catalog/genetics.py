@@ -12,6 +12,7 @@ import json
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -77,75 +78,67 @@ def _moved_to(variants: pd.DataFrame, build: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- genotypes: the trio
 
 
-def bed_truncated(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    bed = prefix.with_suffix(".bed")
-    bed.write_bytes(bed.read_bytes()[:-7])
+def _damaged_trio(tmp: Path, suffix: str, damage: Callable[[Path], object], message: list[str]) -> Invocation:
+    """Write the trio, pass its ``suffix`` file (``.bed``, ``.bim``, ``.fam``) to ``damage``, and expect
+    ``panel-extract`` to refuse it with ``message``."""
+    damage(_write(tmp).with_suffix(suffix))
     command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.bed", ".bed holds 2996 bytes", "adni.fam lists 40 samples",
-                                                 "adni.bim lists 300 variants", "3003 bytes", "truncated", "Fix:"])
+    return Invocation(command, outputs, message=message)
 
 
-def bed_is_a_pgen(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    bed = prefix.with_suffix(".bed")
-    bed.write_bytes(bytes([0x6C, 0x1B, 0x10]) + bed.read_bytes()[3:])
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.bed", "not a PLINK 1 variant-major .bed",
-                                                 "0x6c 0x1b 0x10", "PLINK 2 .pgen", "plink2 --pfile", "Fix:"])
-
-
-def bed_sample_major(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    bed = prefix.with_suffix(".bed")
-    bed.write_bytes(bytes([0x6C, 0x1B, 0x00]) + bed.read_bytes()[3:])
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["not a PLINK 1 variant-major .bed", "sample-major",
-                                                 "plink --bfile <prefix> --make-bed", "Fix:"])
-
-
-def bim_line_added(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    bim = prefix.with_suffix(".bim")
+def _add_bim_line(bim: Path) -> None:
     last = bim.read_text().splitlines()[-1].split("\t")
     last[1], last[3] = "rs90000000001", str(int(last[3]) + 1)
     bim.write_text(bim.read_text() + "\t".join(last) + "\n")
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.bed", "adni.bim lists 301 variants", "adni.fam lists 40 samples",
-                                                 "the size fits 300 variants", "Fix:"])
+
+
+def _delete_fam_line(fam: Path) -> None:
+    lines = fam.read_text().splitlines(keepends=True)
+    fam.write_text("".join(lines[:20] + lines[21:]))  # 39 samples: still 10 bytes per variant
+
+
+def bed_truncated(tmp: Path) -> Invocation:
+    return _damaged_trio(tmp, ".bed", lambda bed: bed.write_bytes(bed.read_bytes()[:-7]),
+                         ["adni.bed", ".bed holds 2996 bytes", "adni.fam lists 40 samples",
+                          "adni.bim lists 300 variants", "3003 bytes", "truncated", "Fix:"])
+
+
+def bed_is_a_pgen(tmp: Path) -> Invocation:
+    return _damaged_trio(tmp, ".bed", lambda bed: bed.write_bytes(bytes([0x6C, 0x1B, 0x10]) + bed.read_bytes()[3:]),
+                         ["adni.bed", "not a PLINK 1 variant-major .bed", "0x6c 0x1b 0x10", "PLINK 2 .pgen",
+                          "plink2 --pfile", "Fix:"])
+
+
+def bed_sample_major(tmp: Path) -> Invocation:
+    return _damaged_trio(tmp, ".bed", lambda bed: bed.write_bytes(bytes([0x6C, 0x1B, 0x00]) + bed.read_bytes()[3:]),
+                         ["not a PLINK 1 variant-major .bed", "sample-major", "plink --bfile <prefix> --make-bed",
+                          "Fix:"])
+
+
+def bim_line_added(tmp: Path) -> Invocation:
+    return _damaged_trio(tmp, ".bim", _add_bim_line,
+                         ["adni.bed", "adni.bim lists 301 variants", "adni.fam lists 40 samples",
+                          "the size fits 300 variants", "Fix:"])
 
 
 def fam_lines_added(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    fam = prefix.with_suffix(".fam")
-    fam.write_text(fam.read_text() + "011_S_9999 011_S_9999 0 0 1 -9\n")
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.fam lists 41 samples", "adni.bim lists 300 variants",
-                                                 "3303 bytes", "fits 37 to 40 samples per variant", "Fix:"])
+    extra = "011_S_9999 011_S_9999 0 0 1 -9\n"
+    return _damaged_trio(tmp, ".fam", lambda fam: fam.write_text(fam.read_text() + extra),
+                         ["adni.fam lists 41 samples", "adni.bim lists 300 variants", "3303 bytes",
+                          "fits 37 to 40 samples per variant", "Fix:"])
 
 
 def fam_line_deleted(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    fam = prefix.with_suffix(".fam")
-    lines = fam.read_text().splitlines(keepends=True)
-    fam.write_text("".join(lines[:20] + lines[21:]))  # 39 samples: still 10 bytes per variant
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.bed", "non-zero padding bits", "first variant",
-                                                 "39 samples in adni.fam", "a .fam line deleted?", "Fix:"])
+    return _damaged_trio(tmp, ".fam", _delete_fam_line, ["adni.bed", "non-zero padding bits", "first variant",
+                                                         "39 samples in adni.fam", "a .fam line deleted?", "Fix:"])
 
 
 def fam_empty(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    prefix.with_suffix(".fam").write_text("")
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.fam", ".fam holds no samples", "Fix:"])
+    return _damaged_trio(tmp, ".fam", lambda fam: fam.write_text(""), ["adni.fam", ".fam holds no samples", "Fix:"])
 
 
 def bim_empty(tmp: Path) -> Invocation:
-    prefix = _write(tmp)
-    prefix.with_suffix(".bim").write_text("\n")
-    command, outputs = _extract(tmp)
-    return Invocation(command, outputs, message=["adni.bim", ".bim holds no variants", "Fix:"])
+    return _damaged_trio(tmp, ".bim", lambda bim: bim.write_text("\n"), ["adni.bim", ".bim holds no variants", "Fix:"])
 
 
 def sex_mismatches(tmp: Path) -> Invocation:

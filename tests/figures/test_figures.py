@@ -7,10 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
 from rgenima_lib.attribution.bootstrap import bootstrap_pairs, bootstrap_rois
 from rgenima_lib.attribution.synthetic_dump import synthetic_dump
-from rgenima_lib.vocabulary import read_rois_table
 from rgenima_lib.figures import figure1 as figure1_module
 from rgenima_lib.figures import figure2 as figure2_module
 from rgenima_lib.figures.figure1 import plot_figure1, sharing_categories, stable_rois_by_stage
@@ -23,8 +21,8 @@ PLANTED = {"SMC": ["Left-Cerebellum-Cortex", "ctx-rh-insula", "Left-Putamen"],
 
 
 @pytest.fixture(scope="module")
-def tables():
-    info = read_rois_table(REPO / "config" / "rois.tsv")
+def tables(rois):
+    info = rois
     genes = [f"G{i}" for i in range(105)]
     dump = synthetic_dump(500, genes, info["name"].tolist(), planted_rois=PLANTED,
                           planted_pairs=[("ctx-rh-insula", "G7", ["SMC", "MCI"])], effect=2.0, seed=1)

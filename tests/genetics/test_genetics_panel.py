@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
-from rgenima_lib.genetics.panel import map_variants_to_genes, normalise_chrom, read_gene_panel
+from rgenima_lib.genetics.panel import map_variants_to_genes, normalise_chrom
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_normalise_chrom():
@@ -16,8 +14,7 @@ def test_normalise_chrom():
     assert got == ["19", "19", "19", "X", "X", "MT", "MT", "2"]
 
 
-def test_config_panel_reads():
-    panel = read_gene_panel(REPO / "config" / "gene_panel.tsv")
+def test_config_panel_reads(panel):
     assert len(panel) == 105 and panel["gene"].iloc[0] == "APOE" and panel["gwas_ad"].sum() == 45
     assert panel["chrom"].str.fullmatch(r"\d+").all()
 

@@ -11,22 +11,20 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO
 from rgenima_lib.genetics import allele_stats, plink_io
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.genotype_matrix import gene_table, read_qc_genotypes
-from rgenima_lib.genetics.panel import BUILD_COLUMNS, read_gene_panel, read_reference_snps
+from rgenima_lib.genetics.panel import BUILD_COLUMNS, read_reference_snps
 from rgenima_lib.genetics.plink_qc import REMOVED_BY, extract_panel, qc_report, run_plink2, run_qc
-from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("plink2") is None, reason="plink2 not on PATH")
 PLINK_KW = dict(threads=1, memory_mb=640)
 QC = dict(geno=0.95, maf=0.05, hwe=1e-6)
@@ -44,16 +42,10 @@ def make_fam(ids) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def panel():
-    return read_gene_panel(REPO / "config" / "gene_panel.tsv")
-
-
-@pytest.fixture(scope="module")
-def demo(panel, tmp_path_factory):
+def demo(panel, panel_table, tmp_path_factory):
     """The demo cohort's genotypes (as rule synth_cohort draws them), extracted and QC'd once."""
     seed, n_subjects, n_variants = demo_settings()
-    raw_panel = read_tsv(REPO / "config" / "gene_panel.tsv")
-    dosage, variants = gt.simulate_panel_genotypes(raw_panel, n_subjects, n_variants, np.random.default_rng([seed, 1]))
+    dosage, variants = gt.simulate_panel_genotypes(panel_table, n_subjects, n_variants, np.random.default_rng([seed, 1]))
     ids = [f"SYN{i:04d}" for i in range(n_subjects)]
     tmp = tmp_path_factory.mktemp("demo_geno")
     plink_io.write_plink_bed(tmp / "raw", dosage, variants, make_fam(ids))
@@ -139,9 +131,9 @@ def test_genotype_matrix_minor_allele_text_order(demo, panel):
 
 
 @pytest.fixture()
-def small(panel):
+def small(panel_table):
     """A 40-subject cohort on the panel's first 8 genes, as (dosage, variants, ids)."""
-    sub = read_tsv(REPO / "config" / "gene_panel.tsv").iloc[:8]
+    sub = panel_table.iloc[:8]
     dosage, variants = gt.simulate_panel_genotypes(sub, 40, 40, np.random.default_rng(3))
     return dosage, variants, [f"S{i:03d}" for i in range(40)]
 

@@ -2,29 +2,57 @@
 
 import yaml
 
-from conftest import REPO, make_workdir, run_snakemake
+from conftest import REPO, make_workdir, planned_jobs, run_snakemake
+from rgenima_lib.model_ids import ENCODERS
+
+
+def plan_with(tmp_path, config_text: str):
+    """A dry run of ``all`` with ``config_text`` as the config file over config/config.yaml."""
+    work = make_workdir(tmp_path)
+    bad = work / "config" / "bad.yaml"
+    bad.write_text(config_text)
+    return run_snakemake(work, "-n", "all", configfile=bad, check=False)
+
+
+def expected_jobs(cfg: dict) -> dict[str, int]:
+    """The jobs of a first run of ``all`` on the synthetic cohort, counted from the config alone.
+
+    Restates the pipeline of docs/design.md ("Data flow"): one job per cohort-wide step, one per fold for
+    each encoder and each Table 1 run, one per backbone for the demo LLMs, one per attributed model for
+    the tables and figures of paper 2.2-2.4.
+    """
+    folds = cfg["split"]["n_folds"]
+    backbones = len(cfg["llm"]["backbones"])
+    # Table 1's LLM rows: SNP text alone on gene_only, one row per visual encoder on the image configurations.
+    llm_runs = sum(backbones * (1 if d == "gene_only" else len(ENCODERS)) for d in cfg["datasets"]["configs"])
+    baseline_runs = sum(len(cfg["baselines"]["runs"][d]) for d in ("gene_only", "image_gene"))
+    attributed = len(cfg["attribution"]["models"] or cfg["llm"]["backbones"])  # null: one model per backbone
+    once = ["synth_cohort", "manifest", "panel_extract", "plink_qc", "genotype_matrix", "impute_genotypes",
+            "snp_text_tokens", "splits", "leakage_audit", "roi_index", "wholebrain_index", "imaging_qc", "roi_montage",
+            "evaluate", "all"]
+    return {**dict.fromkeys(once, 1), "datasets": len(cfg["datasets"]["configs"]),
+            "build_demo_llm": backbones, "pretrain_encoder": len(ENCODERS) * folds, "embed": len(ENCODERS) * folds,
+            "gene_tokens": folds, "train_baseline": baseline_runs * folds, "finetune": llm_runs * folds,
+            "predict": llm_runs * folds, "attribute": attributed * folds,
+            **{rule: attributed for rule in ("bootstrap_genes", "bootstrap_rois", "bootstrap_roi_gene", "enrichment",
+                                             "attribution_recovery", "figure_1", "figure_2")}}
 
 
 def test_demo_config_validates_and_plans_the_demo(tmp_path):
     work = make_workdir(tmp_path)
     proc = run_snakemake(work, "-n", "all", configfile=work / "config" / "demo.yaml")
-    assert "synth_cohort" in proc.stdout and "manifest" in proc.stdout
+    cfg = _validated(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
+    assert planned_jobs(proc.stdout) == expected_jobs(cfg), proc.stdout[-4000:]
 
 
 def test_misspelled_key_is_named(tmp_path):
-    work = make_workdir(tmp_path)
-    bad = work / "config" / "bad.yaml"
-    bad.write_text("synthetic:\n  enabled: true\n  n_subject: 60\n")
-    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    proc = plan_with(tmp_path, "synthetic:\n  enabled: true\n  n_subject: 60\n")
     assert proc.returncode != 0
     assert "n_subject" in proc.stdout and "was unexpected" in proc.stdout
 
 
 def test_wrong_type_is_named(tmp_path):
-    work = make_workdir(tmp_path)
-    bad = work / "config" / "bad.yaml"
-    bad.write_text("genetics:\n  plink:\n    maf: high\n")
-    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    proc = plan_with(tmp_path, "genetics:\n  plink:\n    maf: high\n")
     assert proc.returncode != 0
     assert "maf" in proc.stdout and "'high'" in proc.stdout
 
@@ -55,20 +83,14 @@ def test_workflow_is_lint_clean(tmp_path):
 
 def test_numeric_bounds_the_code_needs_are_checked_by_the_schema(tmp_path):
     # A negative learning rate used to pass validation and stop the job inside AdamW.
-    work = make_workdir(tmp_path)
-    bad = work / "config" / "bad.yaml"
-    bad.write_text("encoders:\n  rit:\n    train: {lr: -1.0e-4, epochs: 3}\n")
-    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    proc = plan_with(tmp_path, "encoders:\n  rit:\n    train: {lr: -1.0e-4, epochs: 3}\n")
     assert proc.returncode != 0
     assert "-0.0001 is less than or equal to the minimum of 0" in proc.stdout
     assert "On instance['encoders']['rit']['train']['lr']" in proc.stdout
 
 
 def test_misspelled_encoder_training_key_is_named(tmp_path):
-    work = make_workdir(tmp_path)
-    bad = work / "config" / "bad.yaml"
-    bad.write_text("encoders:\n  med3d:\n    train: {learning_rate: 0.001}\n")
-    proc = run_snakemake(work, "-n", "all", configfile=bad, check=False)
+    proc = plan_with(tmp_path, "encoders:\n  med3d:\n    train: {learning_rate: 0.001}\n")
     assert proc.returncode != 0
     assert "'learning_rate' was unexpected" in proc.stdout
 

@@ -22,16 +22,9 @@ import pytest
 from rgenima_lib.genetics import allele_stats, plink_io
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 PLINK2 = shutil.which("plink2")
 needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 not on PATH (PLINK 2 checks skipped)")
-
-
-@pytest.fixture(scope="module")
-def panel() -> pd.DataFrame:
-    return read_tsv(REPO / "config" / "gene_panel.tsv")
 
 
 def simulate(panel, n_subjects=60, n_variants=400, seed=0):
@@ -45,9 +38,9 @@ def make_fam(n_subjects: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def cohort(panel):
+def cohort(panel_table):
     """(dosage, variants) for 60 subjects x 400 variants, seed 0."""
-    return simulate(panel)
+    return simulate(panel_table)
 
 
 def run_plink2(*args: str) -> None:
@@ -69,7 +62,7 @@ def as_printed(values: pd.Series) -> np.ndarray:
 # ---------------------------------------------------------------- layout
 
 
-def test_shapes_columns_and_sorting(cohort, panel):
+def test_shapes_columns_and_sorting(cohort, panel_table):
     dosage, variants = cohort
     assert dosage.dtype == np.int8 and dosage.shape == (60, 400)
     assert set(np.unique(dosage)) <= {-1, 0, 1, 2}
@@ -80,7 +73,7 @@ def test_shapes_columns_and_sorting(cohort, panel):
     key = list(zip(variants["chrom"].astype(int), variants["pos"]))
     assert key == sorted(key) and len(set(key)) == len(key)
     assert not variants.duplicated(["chrom", "pos"]).any()
-    genes = panel.set_index("gene")
+    genes = panel_table.set_index("gene")
     inside = [genes.at[g, "start_grch37"] < p < genes.at[g, "end_grch37"]
               and str(genes.at[g, "chrom"]) == c
               for g, c, p in zip(variants["gene"], variants["chrom"], variants["pos"])]
@@ -88,8 +81,8 @@ def test_shapes_columns_and_sorting(cohort, panel):
     assert (variants["a1"] != variants["a2"]).all()
 
 
-def test_snps_per_gene_sublinear_with_minimum(panel):
-    length = (panel["end_grch37"] - panel["start_grch37"]).to_numpy()
+def test_snps_per_gene_sublinear_with_minimum(panel_table):
+    length = (panel_table["end_grch37"] - panel_table["start_grch37"]).to_numpy()
     for total in (210, 400, 1500):
         counts = gt.snps_per_gene(length, total)
         assert counts.sum() == total and counts.min() >= 2
@@ -112,12 +105,12 @@ def test_apoe_snps_present_valid_and_exact(cohort):
     assert gt.APOE_SNPS["rs7412"]["pos"] == 45412079 and gt.APOE_SNPS["rs7412"]["a1"] == "T"
 
 
-def test_deterministic_by_seed(panel, cohort):
+def test_deterministic_by_seed(panel_table, cohort):
     dosage, variants = cohort
-    again_dosage, again_variants = simulate(panel, seed=0)
+    again_dosage, again_variants = simulate(panel_table, seed=0)
     np.testing.assert_array_equal(dosage, again_dosage)
     pd.testing.assert_frame_equal(variants, again_variants)
-    other_dosage, _ = simulate(panel, seed=1)
+    other_dosage, _ = simulate(panel_table, seed=1)
     assert not np.array_equal(dosage, other_dosage)
 
 
@@ -125,8 +118,8 @@ def test_deterministic_by_seed(panel, cohort):
 
 
 @pytest.mark.parametrize("n_subjects,n_variants,seed", [(40, 300, 5), (60, 400, 0), (300, 600, 2)])
-def test_valid_margins_and_planted_kinds(panel, n_subjects, n_variants, seed):
-    dosage, variants = simulate(panel, n_subjects, n_variants, seed)
+def test_valid_margins_and_planted_kinds(panel_table, n_subjects, n_variants, seed):
+    dosage, variants = simulate(panel_table, n_subjects, n_variants, seed)
     summary = allele_stats.allele_summary(dosage)
     kind = variants["planted"].to_numpy()
     valid = summary[kind == ""]
@@ -146,23 +139,23 @@ def test_valid_margins_and_planted_kinds(panel, n_subjects, n_variants, seed):
     assert variants[variants["planted"] == ""].groupby("gene").size().min() >= 2
 
 
-def test_small_cohort_skips_impossible_hwe_plant(panel):
+def test_small_cohort_skips_impossible_hwe_plant(panel_table):
     # With 16 subjects the most extreme het-free table has p = 2e-5: PLINK's 1e-6 keeps it.
     assert gt.hwe_min_subjects() == 28
-    dosage, variants = simulate(panel, 16, 300, 3)
+    dosage, variants = simulate(panel_table, 16, 300, 3)
     counts = variants["planted"].value_counts()
     assert "hwe" not in counts and counts["low_maf"] == 12 and counts["missing"] == 1
     summary = allele_stats.allele_summary(dosage)
     assert (summary.loc[variants["planted"].to_numpy() == "", "missing_frac"] == 0).all()
 
 
-def test_rejects_bad_sizes(panel):
+def test_rejects_bad_sizes(panel_table):
     with pytest.raises(InputDataError, match="n_variants"):
-        simulate(panel, 60, 100)
+        simulate(panel_table, 60, 100)
     with pytest.raises(InputDataError, match="n_subjects"):
-        simulate(panel, 5, 400)
+        simulate(panel_table, 5, 400)
     with pytest.raises(InputDataError, match="APOE"):
-        simulate(panel[panel["gene"] != "APOE"], 60, 400)
+        simulate(panel_table[panel_table["gene"] != "APOE"], 60, 400)
 
 
 # ---------------------------------------------------------------- HWE exact test
@@ -284,8 +277,8 @@ def test_plink2_statistics_agree(tmp_path, cohort):
 
 @needs_plink2
 @pytest.mark.parametrize("seed", [0, 11, 12])
-def test_plink2_qc_removes_exactly_planted(tmp_path, panel, seed):
-    dosage, variants = simulate(panel, 60, 400, seed)
+def test_plink2_qc_removes_exactly_planted(tmp_path, panel_table, seed):
+    dosage, variants = simulate(panel_table, 60, 400, seed)
     prefix = tmp_path / "geno"
     plink_io.write_plink_bed(prefix, dosage, variants, make_fam(60))
     run_plink2("--bfile", str(prefix), "--geno", "0.95", "--maf", "0.05", "--hwe", "1e-6",

@@ -13,7 +13,6 @@ from rgenima_lib.attribution.token_map import gene_of_tokens, token_map
 from rgenima_lib.attribution.rollout import (StreamingRollout, full_rollout, mixed_attention, read_rows,
                                              rollout_hooks)
 from rgenima_lib.genetics.serialize import join_blocks
-from rgenima_lib.models.demo_llm import build_demo_llm
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample
 
@@ -85,9 +84,9 @@ def test_gene_of_tokens_assigns_each_token_to_the_block_it_overlaps_most():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    base = build_demo_llm(tmp_path_factory.mktemp("demo") / "qwen", hidden_size=32, n_layers=3, n_heads=2,
-                          n_kv_heads=1, intermediate_size=64, seed=2, gene_names=GENES)
+def model(demo_llm):
+    base = demo_llm(hidden_size=32, n_layers=3, n_heads=2, n_kv_heads=1, intermediate_size=64, seed=2,
+                    gene_names=GENES)
     torch.manual_seed(0)
     m = RGenIMA.from_base(base, MLLMConfig(visual_dim=D_VIS, attn_implementation="eager")).eval()
     with torch.no_grad():  # sharper attention than the random init, so that rollout rows differ visibly

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from rgenima_lib.models.demo_llm import build_demo_llm
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample, answer_text
 from rgenima_lib.train.predict import (PREDICTION_COLUMNS, escape_text, greedy_generate, predict, prediction_summary,
@@ -20,9 +19,8 @@ D_VIS = 8
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_demo_llm(tmp_path_factory.mktemp("demo") / "qwen", hidden_size=64, n_layers=2,
-                          intermediate_size=128, seed=1)
+def base(demo_llm):
+    return demo_llm(seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +165,12 @@ def test_cli_build_finetune_predict(tmp_path):
                  "--summary", str(tmp_path / "p.json")]) == 0
     table = read_tsv(out, keep_default_na=False, dtype={"subject": str})
     assert list(table.columns) == PREDICTION_COLUMNS and len(table) == 2
+    # The fold's test subjects (6 and 7), with their stages; answer probabilities that sum to one, and the
+    # predicted stage the most probable one.
+    assert table["subject"].tolist() == ["006_S_0006", "007_S_0007"] and table["stage"].tolist() == ["MCI", "AD"]
+    probs = table[[f"prob_{s}" for s in STAGES]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert table["predicted"].tolist() == [STAGES[i] for i in probs.argmax(axis=1)]
     p = json.loads((tmp_path / "p.json").read_text())
     assert p["demo"] is True and p["note"] == "demo model, random init"
     # The checkpoint says it sees images: predicting without --embeddings is refused with exit status 2.

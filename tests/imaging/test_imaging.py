@@ -1,7 +1,7 @@
 """Imaging stage, unit level: resampling, ROI patches, whole-brain input, QC, FreeSurfer check, bad input.
 
 Small label / intensity volumes are built here with nibabel; the workflow-level
-tests (synthetic cohort, recon-all stand-in) are in test_imaging_workflow.py.
+tests (synthetic cohort, recon-all stand-in) are in tests/workflow/test_imaging_workflow.py.
 """
 
 import json
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import read_png
 from rgenima_lib.cli import main as rgenima
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging import freesurfer, qc, volumes
@@ -279,7 +280,20 @@ def test_montage_png(tmp_path):
     out = tmp_path / "montage.png"
     qc.roi_montage(out, [("s1 (NC)", res.patches, res.presence), ("s2 (AD)", res.patches, res.presence)],
                    list(rois_table()["name"]), n_cols=2)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = read_png(out)
+    # 4 ROIs in 2 columns: 2 rows; two subjects' blocks of 2 tiles and a spacer: 5 columns, at 110 dpi.
+    height, width = pixels.shape[:2]
+    assert abs(height - 1.15 * 2 * 110) <= 1 and abs(width - 1.05 * 5 * 110) <= 1, pixels.shape
+    red = (pixels[..., 0] > 0.8) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)
+    grey = (np.ptp(pixels, axis=2) < 0.02) & (pixels.mean(axis=2) > 0.05) & (pixels.mean(axis=2) < 0.95)
+    for block in (slice(0, width // 2), slice(width // 2, width)):
+        assert grey[:, block].sum() > 1000, "a subject's patches are not drawn"
+        # ROI 3 (label 2035) is absent: its tile, the last of the second row, is crossed out in red.
+        assert red[height // 2:, block].sum() > 50 and not red[: height // 2, block].any()
+    present = tmp_path / "present.png"
+    qc.roi_montage(present, [("s1", res.patches, np.ones(4, np.uint8))], list(rois_table()["name"]), n_cols=2)
+    p = read_png(present)
+    assert not ((p[..., 0] > 0.8) & (p[..., 1] < 0.3) & (p[..., 2] < 0.3)).any(), "a present ROI crossed out"
 
 
 # --- FreeSurfer check ----------------------------------------------------------------------------
@@ -343,9 +357,6 @@ def test_imaging_subjects_per_mode():
 # --- which parcellation a label image is -----------------------------------------------------------
 
 def _catalog():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from catalog import imaging as cat
 
     return cat

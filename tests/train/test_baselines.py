@@ -10,6 +10,7 @@ from rgenima_lib.models.baselines import (MODEL_IDS, CrossModalAttention, GeneIm
                                           build_baseline, default_text_model_path, load_text_backbone,
                                           model_image_encoder, tokenize_windows)
 from rgenima_lib.train.classifier import FitConfig, TensorDataset, fit_classifier, predict_proba, seed_everything
+from rgenima_lib.vocabulary import STAGES
 
 torch.set_num_threads(2)
 
@@ -203,13 +204,12 @@ def _fold_samples(n_train=48, n_test=16, copies=3, seed=0):
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    stages = ("NC", "SMC", "MCI", "AD")
     rows = []
     for i in range(n_train + n_test):
         side = "train" if i < n_train else "test"
         y = int(rng.integers(4))
         for copy in range(copies if side == "train" else 1):
-            rows.append({"subject": f"{i:03d}_S_{i:04d}", "stage": stages[y], "label": y, "copy": copy,
+            rows.append({"subject": f"{i:03d}_S_{i:04d}", "stage": STAGES[y], "label": y, "copy": copy,
                          "perm_seed": -1 if copy == 0 else 100 * copy + i, "with_image": True, "side": side})
     return pd.DataFrame(rows)
 

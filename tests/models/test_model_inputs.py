@@ -1,8 +1,6 @@
 """Damaged caches and model folders, at the reader: each names the file and the rule that rebuilds it."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,7 @@ from rgenima_lib.models.backbones import backbone_config_error, demo_arch
 from rgenima_lib.models.embedding_cache import load_embeddings, save_embeddings, writer_rule
 from rgenima_lib.models.mllm import BASE_MODEL_FIX, check_model_folder
 
-sys.path.insert(0, str(Path(__file__).parent))
-from catalog.caches import attention_dump, truncate  # noqa: E402
+from catalog.caches import attention_dump, truncate
 
 
 def test_npy_layout_reads_header_and_size(tmp_path):

@@ -8,31 +8,25 @@ built from the table's GRCh37 column, the same file with every reference SNP mov
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from rgenima_lib.synthetic import genotypes as gt
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.panel import (BUILD_COLUMNS, GRCH37_MIN_FRACTION, check_build, check_gene_coverage,
                                         check_panel_chromosomes, decide_build, map_variants_to_genes,
-                                        parse_variant_ids, read_bim, read_gene_panel, read_reference_snps,
+                                        parse_variant_ids, read_bim, read_reference_snps,
                                         reference_positions)
 from rgenima_lib.io import read_tsv
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def reference():
     return read_reference_snps(REPO / "config" / "build_reference_snps.tsv")
-
-
-@pytest.fixture(scope="module")
-def panel():
-    return read_gene_panel(REPO / "config" / "gene_panel.tsv")
 
 
 def bim_frame(chrom, snp, pos) -> pd.DataFrame:
@@ -84,15 +78,14 @@ def test_reference_table_is_complete_and_consistent(reference, panel):
                 assert seen.setdefault((r.chrom, int(p)), r.rsid) == r.rsid, (r.rsid, column)
 
 
-def test_simulator_carries_reference_snps_at_grch37(reference):
+def test_simulator_carries_reference_snps_at_grch37(reference, panel_table):
     """The synthetic cohort passes the build check on its own: APOE plus BUILD_CHECK_SNPS at GRCh37."""
     ref = reference.set_index("rsid")
     for rsid, (chrom, pos, gene) in gt.BUILD_CHECK_SNPS.items():
         assert (ref.loc[rsid, "chrom"], ref.loc[rsid, "pos_grch37"], ref.loc[rsid, "gene"]) == (chrom, pos, gene)
     for rsid, snp in gt.APOE_SNPS.items():
         assert ref.loc[rsid, "pos_grch37"] == snp["pos"]
-    raw_panel = read_tsv(REPO / "config" / "gene_panel.tsv")
-    _, variants = gt.simulate_panel_genotypes(raw_panel, 40, 300, np.random.default_rng(11))
+    _, variants = gt.simulate_panel_genotypes(panel_table, 40, 300, np.random.default_rng(11))
     bim = bim_frame(variants["chrom"], variants["snp"], variants["pos"])
     verdict = decide_build(bim, reference)
     assert verdict.build == "GRCh37" and verdict.n_matched >= 6 and verdict.counts["GRCh37"] == verdict.n_matched

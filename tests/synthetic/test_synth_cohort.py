@@ -12,7 +12,6 @@ import pandas as pd
 
 from conftest import REPO
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
-from rgenima_lib.vocabulary import read_rois_table
 
 RGENIMA = str(Path(sys.executable).parent / "rgenima")
 SETTINGS = {
@@ -30,7 +29,7 @@ def synth(out_dir: Path, seed: int) -> subprocess.CompletedProcess:
          "--settings", json.dumps(SETTINGS)], capture_output=True, text=True, timeout=600)
 
 
-def test_workflow_cohort_is_complete(tiny_cohort):
+def test_workflow_cohort_is_complete(tiny_cohort, rois):
     layout = CohortLayout(tiny_cohort / "results" / "synthetic")
     truth = json.loads(layout.truth.read_text())
     manifest = pd.read_csv(tiny_cohort / "results/cohort/manifest.tsv", sep="\t")
@@ -47,7 +46,6 @@ def test_workflow_cohort_is_complete(tiny_cohort):
         assert bids_t1w_path(layout.bids_dir, subject).is_file()
         for name in ("orig.mgz", "norm.mgz", "brain.mgz", "aparc+aseg.mgz"):
             assert (layout.freesurfer_dir / subject / "mri" / name).is_file()
-    rois = read_rois_table(REPO / "config/rois.tsv")
     subject = manifest.loc[manifest["has_image"], "subject"].iloc[0]
     labels = np.unique(np.asarray(nib.load(layout.freesurfer_dir / subject / "mri/aparc+aseg.mgz").dataobj))
     assert np.isin(rois["label_id"], labels).sum() >= 100

@@ -17,9 +17,8 @@ D_VIS = 8
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return build_demo_llm(tmp_path_factory.mktemp("demo") / "qwen", hidden_size=64, n_layers=2,
-                          intermediate_size=128, seed=0)
+def base(demo_llm):
+    return demo_llm()
 
 
 def _samples(n=4, seed=0, n_vis=4):
@@ -48,9 +47,8 @@ def test_demo_llm_loads_like_real_weights_and_says_demo(base, tmp_path):
         assert (again / name).read_bytes() == (base / name).read_bytes()
 
 
-def test_llama_family_demo_runs(tmp_path):
-    path = build_demo_llm(tmp_path / "llama", arch="llama", hidden_size=32, n_layers=1, n_heads=2, n_kv_heads=1,
-                          intermediate_size=64)
+def test_llama_family_demo_runs(demo_llm):
+    path = demo_llm(arch="llama", hidden_size=32, n_layers=1, n_heads=2, n_kv_heads=1, intermediate_size=64)
     model = RGenIMA.from_base(path, MLLMConfig(visual_dim=D_VIS, connector="mlp")).eval()
     assert model.causal_lm.config.model_type == "llama"
     batch = PromptCollator(model.tokenizer)(_samples(2))

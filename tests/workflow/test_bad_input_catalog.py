@@ -4,7 +4,7 @@ Cases live in ``tests/catalog/<family>.py`` (a ``CASES`` list each); see
 ``tests/catalog/base.py`` for what a case is and what the runner asserts. The
 table in ``docs/bad_inputs.md`` is generated from the cases:
 
-    .venv/bin/python tests/test_bad_input_catalog.py --write-docs
+    .venv/bin/python tests/workflow/test_bad_input_catalog.py --write-docs
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, home of catalog/ and conftest.py
 
 import catalog  # noqa: E402
 from catalog.base import REPO, BadInput, markdown_table, run_case  # noqa: E402
@@ -66,7 +66,7 @@ def write_docs_table() -> str:
 def test_docs_table_is_current() -> None:
     """docs/bad_inputs.md holds the table of exactly these cases."""
     assert DOCS.read_text() == write_docs_table(), (
-        "docs/bad_inputs.md is out of date: run .venv/bin/python tests/test_bad_input_catalog.py --write-docs")
+        "docs/bad_inputs.md is out of date: run .venv/bin/python tests/workflow/test_bad_input_catalog.py --write-docs")
 
 
 if __name__ == "__main__" and "--write-docs" in sys.argv:

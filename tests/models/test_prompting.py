@@ -9,6 +9,7 @@ import torch
 from rgenima_lib.models.prompting import (IGNORE_INDEX, IMAGE_TOKEN, NO_IMAGE_TEXT, SYSTEM_PROMPT, PromptCollator,
                                           PromptSample, answer_text, encode_prompt, end_of_turn_ids, parse_answer,
                                           prompt_text)
+from rgenima_lib.vocabulary import STAGES
 
 PAPER_PROMPT_PARTS = [
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
@@ -21,14 +22,11 @@ GENOME = "APOE: 0 1 2\nBIN1: 1 1 0"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from rgenima_lib.models.demo_llm import build_demo_llm
+def model(demo_llm):
     from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 
-    base = build_demo_llm(tmp_path_factory.mktemp("demo") / "llm", hidden_size=64, n_layers=2,
-                          intermediate_size=128, seed=0)
     torch.manual_seed(0)
-    return RGenIMA.from_base(base, MLLMConfig(visual_dim=8)).eval()
+    return RGenIMA.from_base(demo_llm(), MLLMConfig(visual_dim=8)).eval()
 
 
 def test_prompt_is_the_papers_text_through_the_chat_template(model):
@@ -43,7 +41,7 @@ def test_prompt_is_the_papers_text_through_the_chat_template(model):
 
 def test_one_anchor_token_and_labels_cover_only_the_answer(model):
     tok = model.tokenizer
-    for stage in ("NC", "SMC", "MCI", "AD"):
+    for stage in STAGES:
         enc = encode_prompt(tok, GENOME, True, stage, with_offsets=True)
         assert len(enc.offsets) == enc.n_prompt
         assert enc.input_ids.count(model.image_token_id) == 1

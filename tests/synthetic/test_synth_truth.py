@@ -6,20 +6,16 @@ import pytest
 
 from rgenima_lib.synthetic.genotypes import simulate_panel_genotypes
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import read_tsv
 from rgenima_lib.synthetic import clinical as clin
 from rgenima_lib.synthetic import truth
 from rgenima_lib.vocabulary import STAGES
-
-from conftest import REPO
 
 CAUSAL = {"APOE": 0.8, "BIN1": 0.35, "CLU": 0.3}
 
 
 @pytest.fixture(scope="module")
-def genotypes():
-    panel = read_tsv(REPO / "config" / "gene_panel.tsv")
-    return simulate_panel_genotypes(panel, 2000, 600, np.random.default_rng(3))
+def genotypes(panel_table):
+    return simulate_panel_genotypes(panel_table, 2000, 600, np.random.default_rng(3))
 
 
 def test_stages_follow_liability_in_paper_proportions():

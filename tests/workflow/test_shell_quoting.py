@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from snakemake.utils import format as snakemake_format
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "workflow" / "Snakefile"]
 
 # Each piece would create a file named PWNED* if a shell ever ran it as code.

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, ROIS_TSV, read_png
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.freesurfer_lut import read_freesurfer_lut
 from rgenima_lib.synthetic import anatomy
@@ -21,7 +21,6 @@ from rgenima_lib.synthetic.rois_table import ROI_LABELS
 from rgenima_lib.synthetic.write import write_subject_images
 from rgenima_lib.vocabulary import read_rois_table
 
-ROIS_TSV = REPO / "config" / "rois.tsv"
 LUT = REPO / "config" / "FreeSurferColorLUT.txt"
 VOXEL_MM = 2.0
 
@@ -29,11 +28,6 @@ VOXEL_MM = 2.0
 @pytest.fixture(scope="module")
 def phantom():
     return anatomy.build_phantom(VOXEL_MM)
-
-
-@pytest.fixture(scope="module")
-def rois():
-    return read_rois_table(ROIS_TSV)
 
 
 def _render(phantom, atrophy, seed):
@@ -138,13 +132,32 @@ def test_written_files_load_with_the_right_dtype_shape_and_affine(phantom, tmp_p
 
 
 def test_slice_figure_is_written(tmp_path):
-    phantom4 = anatomy.build_phantom(4.0)  # the figure only needs to exist; keep it cheap
+    """Three views of the anatomy, the T1 alone on the left and with its labels on the right."""
+    phantom4 = anatomy.build_phantom(4.0)  # a coarse phantom keeps it cheap; the layout is the same
     images = render_subject(phantom4, {}, np.random.default_rng(0))
     write_subject_images(images, tmp_path / "t1.nii.gz", tmp_path / "fs")
     out = tmp_path / "slices.png"
     plot_phantom_slices(tmp_path / "t1.nii.gz", tmp_path / "fs" / "mri" / "aparc+aseg.mgz",
                         out, lut_path=LUT)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = read_png(out)
+    # 13 in wide at 90 dpi; a 0.5 in header, then one row per view, as tall as the view's aspect ratio.
+    extent = np.abs(np.diag(images.affine)[:3]) * np.asarray(phantom4.labels.shape)
+    rows = [13 / 2 * ratio * 90 for ratio in (extent[1] / (3 * extent[0]), extent[2] / (3 * extent[0]),
+                                              extent[2] / (3 * extent[1]))]
+    header = 0.5 * 90
+    assert pixels.shape[1] == 13 * 90 and abs(pixels.shape[0] - (header + sum(rows))) <= 1, pixels.shape
+    half = pixels.shape[1] // 2
+    colour = np.ptp(pixels, axis=2) > 0.15   # the label overlay; the T1 alone is grey on black
+    bright = pixels.mean(axis=2) > 0.2
+    top = header
+    for view, height in zip("zyx", rows):
+        band = slice(int(top), int(top + height))
+        top += height
+        assert bright[band, :half].mean() > 0.1, f"view {view}: no anatomy on the left"
+        assert not colour[band, :half].any(), f"view {view}: colour in the T1-only column"
+        assert colour[band, half:].mean() > 0.1, f"view {view}: no labels overlaid on the right"
+    white = pixels[: int(header)].min(axis=2) > 0.6   # the two column titles
+    assert white[:, :half].sum() > 20 and white[:, half:].sum() > 20
 
 
 # --- rois.tsv ----------------------------------------------------------------------

@@ -22,8 +22,8 @@ def test_reproduces_the_papers_p_and_odds_ratio():
     assert round(p45, 4) == 0.0313 and round(odds45, 2) == 5.34
 
 
-def test_table_from_gene_lists_on_the_real_panel():
-    panel = read_tsv(REPO / "config" / "gene_panel.tsv")
+def test_table_from_gene_lists_on_the_real_panel(panel_table):
+    panel = panel_table
     gwas = panel["gwas_ad"].to_numpy() == 1
     assert len(panel) == 105 and gwas.sum() == 45
     stable = np.isin(panel["gene"], ["APOE", "BIN1", "CLU", "RBFOX1", "CHAT", "IGH", "CNTNAP2", "NECTIN2", "TEAM"])
@@ -38,8 +38,8 @@ def test_table_from_gene_lists_on_the_real_panel():
         fisher_from_counts(105, 9, 10, 44)
 
 
-def test_enrichment_command_writes_table_and_markdown(tmp_path):
-    panel = read_tsv(REPO / "config" / "gene_panel.tsv")
+def test_enrichment_command_writes_table_and_markdown(tmp_path, panel_table):
+    panel = panel_table
     genes = pd.DataFrame({"gene": panel["gene"], "stable": panel["gene"].isin(["APOE", "BIN1", "TOMM40"])})
     with open(tmp_path / "genes.tsv", "w") as fh:
         fh.write("# demo model, random init\n")

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from rgenima_lib.vocabulary import STAGES
+
+REPO = Path(__file__).resolve().parents[2]  # also run as a script by torchrun, without conftest
 BIN = Path(sys.executable).parent
 N_VISUAL, D_VIS = 3, 16
 
@@ -27,8 +29,7 @@ def _samples():
     from rgenima_lib.models.prompting import PromptSample
 
     rng = np.random.default_rng(0)
-    stages = ["NC", "SMC", "MCI", "AD"]
-    return [PromptSample(f"s{i}", f"APOE: {i % 3} 1 0\nBIN1: 2 {i % 2}", stages[i % 4],
+    return [PromptSample(f"s{i}", f"APOE: {i % 3} 1 0\nBIN1: 2 {i % 2}", STAGES[i % 4],
                          rng.normal(size=(N_VISUAL, D_VIS)).astype(np.float32),
                          np.array([1, i % 2, 1], np.uint8)) for i in range(8)]
 
@@ -143,12 +144,11 @@ def _free_port() -> int:
     # done: kept for `make e2e`, out of `make test` so CI stays deterministic.
     pytest.param(2, marks=pytest.mark.slow),
 ])
-def test_zero3_two_steps_save_reload(tmp_path, world):
+def test_zero3_two_steps_save_reload(tmp_path, world, demo_llm):
     """~15 s on 2 cores; the very first run on a machine adds ~45 s for DeepSpeed's one-off CPU comm-op build."""
-    from rgenima_lib.models.demo_llm import build_demo_llm, is_demo_model
+    from rgenima_lib.models.demo_llm import is_demo_model
 
-    base = build_demo_llm(tmp_path / "demo", hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2,
-                          intermediate_size=128, seed=0)
+    base = demo_llm(n_heads=4, n_kv_heads=2)
     out, result = tmp_path / "ckpt", tmp_path / "result.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(REPO)}

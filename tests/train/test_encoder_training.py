@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import read_png
 from rgenima_lib.models.embedding_cache import (embedding_info, load_embeddings, save_embeddings,
                                                 select_subjects)
 from rgenima_lib.models.med3d import Med3D
@@ -13,6 +14,7 @@ from rgenima_lib.models.rit import RiT, RiTConfig
 from rgenima_lib.train.classifier import FitConfig, class_weights, seed_everything, stratified_holdout
 from rgenima_lib.train.encoder import (checkpoint_info, embed_subjects, load_checkpoint, plot_training_curve,
                                        pretrain_encoder, save_checkpoint)
+from rgenima_lib.vocabulary import STAGES
 
 torch.set_num_threads(2)
 
@@ -132,7 +134,18 @@ def test_checkpoint_curve_and_embedding_cache_round_trip(tmp_path):
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_accuracy": 0.3 + 0.1 * e,
                 "val_balanced_accuracy": 0.25 + 0.1 * e} for e in range(1, 6)]
     plot_training_curve(history, tmp_path / "curve.png", "RiT fold 0", best_epoch=4)
-    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = read_png(tmp_path / "curve.png")
+    assert curve.shape == (int(3.4 * 120), 9 * 120, 3)  # 9 x 3.4 in at 120 dpi
+    width = curve.shape[1]
+    first, second = (np.abs(curve - np.array(rgb)).max(axis=2) < 0.08 for rgb in ((0.122, 0.467, 0.706),
+                                                                                 (1.0, 0.498, 0.055)))
+    for panel in (slice(0, width // 2), slice(width // 2, width)):  # loss, then validation accuracy
+        assert first[:, panel].sum() > 300 and second[:, panel].sum() > 300, "a curve is missing"
+    title = curve[: int(0.06 * curve.shape[0]), int(0.4 * width): int(0.6 * width)]
+    assert (title.max(axis=2) < 0.5).sum() > 50, "no title above the panels"
+    plot_training_curve(history, tmp_path / "unmarked.png", "RiT fold 0")
+    assert (np.abs(read_png(tmp_path / "unmarked.png") - curve).max(axis=2) > 0.1).sum() > 200, \
+        "the best epoch is not marked"
 
 
 def test_cache_refuses_mismatched_shapes(tmp_path):
@@ -179,10 +192,9 @@ def test_pretrain_fold_trains_on_the_other_folds_and_predicts_its_own():
     from rgenima_lib.errors import InputDataError
     from rgenima_lib.train.encoder import EncoderSettings, pretrain_fold
 
-    stages = ("NC", "SMC", "MCI", "AD")
     data = FakeROIs()
     folds = pd.DataFrame({"subject": data.subjects, "fold": [i % 4 for i in range(40)],
-                          "stage": [stages[y] for y in data.labels]})
+                          "stage": [STAGES[y] for y in data.labels]})
     index = pd.DataFrame({"subject": data.subjects[:36]})  # the last 4 subjects have no image
     settings = EncoderSettings.from_dict(ENCODER_SETTINGS, "rit")
     run = pretrain_fold("rit", folds, index, data, 1, settings, seed=2, threads=2)

@@ -9,14 +9,13 @@ documented way to redraw the figures on a machine that holds only the dumps.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, make_workdir, run_snakemake
+from conftest import make_workdir, planned_jobs, run_snakemake
 from rgenima_lib.vocabulary import STAGES
 
 MODEL = "rgenima_qwen"
@@ -28,24 +27,21 @@ ATTR = f"results/attribution/{MODEL}/{DCONFIG}"
 FIG = f"results/figures/{MODEL}/{DCONFIG}"
 
 
-def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, seed: int = 0) -> dict:
+def make_attribution_inputs(root, genes: list[str], rois: list[str], base, n_per_stage_fold: int = 2,
+                            d_vis: int = 8, seed: int = 0) -> dict:
     """Write the inputs of rule ``attribute`` for every fold under ``root`` (a workflow directory).
 
     One SNP per panel gene (a short prompt), 109 ROI tokens of width ``d_vis`` (one ROI absent in one
-    subject), a random-init demo LLM checkpoint with a linear connector (copied to every fold).
+    subject), a checkpoint of the demo LLM in ``base`` with a linear connector (copied to every fold).
     """
     import torch
 
     from rgenima_lib.genetics.genotype_matrix import save_genotypes
-    from rgenima_lib.io import read_tsv, write_json
-    from rgenima_lib.models.demo_llm import build_demo_llm
+    from rgenima_lib.io import write_json
     from rgenima_lib.models.embedding_cache import save_embeddings
     from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
-    from rgenima_lib.vocabulary import read_rois_table
 
     rng = np.random.default_rng(seed)
-    genes = read_tsv(REPO / "config" / "gene_panel.tsv")["gene"].tolist()
-    rois = read_rois_table(REPO / "config" / "rois.tsv")["name"].tolist()
     snps = pd.DataFrame({"snp": [f"rs{1000 + i}" for i in range(len(genes))], "chrom": "1",
                          "pos": np.arange(len(genes)) * 1000 + 1, "a1": "A", "a2": "G", "gene": genes,
                          "block": np.arange(len(genes)), "maf": 0.3, "f_miss": 0.0})
@@ -59,8 +55,6 @@ def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, see
     presence = np.ones((len(subjects), len(rois)), np.uint8)
     presence[1, 5] = 0
     torch.manual_seed(seed)
-    base = build_demo_llm(root / "tmp_base_llm", hidden_size=32, n_layers=2, n_heads=2, n_kv_heads=1,
-                          intermediate_size=64, seed=seed, gene_names=genes)
     model = RGenIMA.from_base(base, MLLMConfig(visual_dim=d_vis), seed=seed)
     ckpt0 = model.save_checkpoint(root / f"results/llm/{MODEL}/{DCONFIG}/fold0/checkpoint")
     for k in range(N_FOLDS):
@@ -82,20 +76,15 @@ def make_attribution_inputs(root, n_per_stage_fold: int = 2, d_vis: int = 8, see
                                "AD": [{"roi": "Left-Hippocampus"}, {"roi": "Right-Hippocampus"}]},
                 "roi_gene_pairs": [{"roi": "Left-Hippocampus", "gene": "APOE", "stages": ["MCI", "AD"]}]},
                root / "results/synthetic/truth.json")
-    shutil.rmtree(root / "tmp_base_llm")
     return {"genes": genes, "rois": rois, "subjects": subjects, "stage_of": stage_of, "fold_of": fold_of}
 
 
-def _jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's dry-run job table."""
-    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
-
-
 @pytest.fixture(scope="module")
-def attr_run(tmp_path_factory):
+def attr_run(tmp_path_factory, panel_table, rois, demo_llm):
     work = make_workdir(tmp_path_factory.mktemp("attr"))
-    info = make_attribution_inputs(work)
+    genes = panel_table["gene"].tolist()
+    base = demo_llm(hidden_size=32, n_heads=2, n_kv_heads=1, intermediate_size=64, gene_names=genes)
+    info = make_attribution_inputs(work, genes, rois["name"].tolist(), base)
     cfg = work / "config" / "attr.yaml"
     cfg.write_text(
         "synthetic:\n  enabled: true\n  n_subjects: 16\nfreesurfer:\n  mode: precomputed\n"
@@ -160,7 +149,7 @@ def test_forcerun_figures_reruns_only_the_figures(attr_run):
     command = ["figures", "--forcerun", "figure_1", "figure_2",
                "--allowed-rules", "bootstrap_rois", "bootstrap_roi_gene", "figure_1", "figure_2", "figures"]
     proc = run_snakemake(work, *command, "-n", configfile=cfg)
-    assert _jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1, "figures": 1}, proc.stdout[-3000:]
+    assert planned_jobs(proc.stdout) == {"figure_1": 1, "figure_2": 1, "figures": 1}, proc.stdout[-3000:]
     figures = sorted((work / FIG).glob("figure*.*"))
     drawn = {p: p.stat().st_mtime_ns for p in figures}
     run_snakemake(work, *command, configfile=cfg)
