@@ -124,3 +124,25 @@ def write_markdown(text: str, path: str | Path, note: str = "") -> None:
     """Markdown text with the note in italics on its first line, atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text((f"_{note}_\n\n" if note else "") + text)
+
+
+def save_figure(fig, png: str | Path, pdf: str | Path | None = None, *, dpi: int = 200,
+                facecolor: str | None = None) -> None:
+    """Write a matplotlib figure as PNG (and PDF) atomically, without the metadata that changes between runs.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    png, pdf : path
+        Outputs; ``pdf`` None writes the PNG only.
+    dpi : int
+        PNG resolution.
+    facecolor : str, optional
+        Background colour (default: the figure's own).
+    """
+    extra = {} if facecolor is None else {"facecolor": facecolor}
+    with atomic_output(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None}, **extra)
+    if pdf is not None:
+        with atomic_output(pdf) as tmp:
+            fig.savefig(tmp, format="pdf", metadata={"Creator": None, "Producer": None, "CreationDate": None}, **extra)

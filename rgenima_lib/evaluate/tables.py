@@ -32,7 +32,7 @@ import pandas as pd
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.evaluate.metrics import (bootstrap_ci, classification_metrics, confusion_counts, label_indices,
                                           summarize_folds)
-from rgenima_lib.io import atomic_output, read_tsv, write_tsv
+from rgenima_lib.io import atomic_output, read_tsv, save_figure, write_tsv
 from rgenima_lib.model_ids import canonical_model, llm_model_parts
 from rgenima_lib.vocabulary import STAGES
 
@@ -381,8 +381,7 @@ def plot_confusion(counts: np.ndarray, path: str | Path, title: str) -> None:
     ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.attribution.bootstrap import TARGET_STAGES
-from rgenima_lib.figures.figure2 import save_figure
+from rgenima_lib.io import save_figure
 
 CATEGORY_COLORS = {"all stages": "#1f4e9c", "two stages": "#8e44ad", "this stage only": "#d35400"}
 """Sharing category -> colour (colour-blind-distinguishable blue / purple / orange)."""

@@ -15,16 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rgenima_lib.attribution.bootstrap import TARGET_STAGES
-from rgenima_lib.io import atomic_output
-
-
-def save_figure(fig, out_png: str | Path, out_pdf: str | Path | None = None, dpi: int = 200) -> None:
-    """Save ``fig`` as PNG (and PDF) atomically; fixed metadata so reruns give identical PDFs."""
-    with atomic_output(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
-    if out_pdf is not None:
-        with atomic_output(out_pdf) as tmp:
-            fig.savefig(tmp, format="pdf", metadata={"Creator": None, "Producer": None, "CreationDate": None})
+from rgenima_lib.io import save_figure
 
 
 def manhattan_layout(pairs: pd.DataFrame, rois: list[str], genes: list[str]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.roi_extract import rebuild_fix
-from rgenima_lib.io import atomic_output
+from rgenima_lib.io import save_figure
 from rgenima_lib.vocabulary import STAGES
 
 
@@ -253,6 +253,5 @@ def roi_montage(path: str | Path, subjects: Sequence[tuple[str, np.ndarray, np.n
         axes[0, s * stride].annotate(title, xy=(0, 1.45), xycoords="axes fraction", fontsize=9,
                                      fontweight="bold", ha="left", va="bottom")
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.96, wspace=0.06, hspace=0.35)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

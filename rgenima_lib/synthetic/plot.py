@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from rgenima_lib.imaging.freesurfer_lut import read_freesurfer_lut
-from rgenima_lib.io import atomic_output
+from rgenima_lib.io import save_figure
 from rgenima_lib.synthetic.anatomy import build_phantom
 from rgenima_lib.synthetic.render import render_subject
 from rgenima_lib.synthetic.write import write_subject_images
@@ -103,9 +103,7 @@ def plot_phantom_slices(t1_path: str | Path, aparc_aseg_path: str | Path,
     if title:
         fig.text(0.5, 1 - 0.75 * header / total, title, color="0.8", ha="center",
                  va="center", fontsize=9)
-    out_png = Path(out_png)
-    with atomic_output(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, facecolor="black")
+    save_figure(fig, Path(out_png), dpi=90, facecolor="black")
     plt.close(fig)
 
 

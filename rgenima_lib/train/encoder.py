@@ -42,7 +42,7 @@ from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.qc import read_roi_info
 from rgenima_lib.imaging.roi_extract import open_roi_patches
 from rgenima_lib.imaging.wholebrain import open_wholebrain
-from rgenima_lib.io import atomic_output
+from rgenima_lib.io import atomic_output, save_figure
 from rgenima_lib.models.med3d import Med3D, Med3DConfig, load_medicalnet_weights
 from rgenima_lib.models.rit import RiT, RiTConfig, relative_log_volume
 from rgenima_lib.train.classifier import (FitConfig, FitResult, fit_classifier, predict_proba, seed_everything,
@@ -528,6 +528,5 @@ def plot_training_curve(history: list[dict], path: str | Path, title: str, best_
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
