@@ -1,4 +1,4 @@
-"""What every subcommand shares: input checks, quiet libraries, settings, notes on tables."""
+"""What every subcommand shares: input checks and quiet libraries."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 
 from rgenima_lib.errors import InputDataError
-from rgenima_lib.io import load_settings
-
-__all__ = ["require_inputs", "quiet_libraries", "load_settings"]
 
 
 def require_inputs(*paths, fix: str = "run the upstream rule first, or check the path.") -> None:

@@ -44,79 +44,55 @@ def _subtitle(model: str | None, caption: str | None) -> str:
     return " · ".join(x for x in (model, caption) if x)
 
 
-def _per_model(args, *names: str) -> list[tuple]:
-    """One tuple of the per-model options ``names`` per model; the lists must have one item per model.
-
-    Each figure command draws several models in one call (one list item per model) so that a rule passes every
-    path as its own quoted word.
-    """
-    n = len(getattr(args, names[0]))
-    lists = []
-    for name in names:
-        values = getattr(args, name)
-        if values is None:
-            values = [None] * n
-        if len(values) != n:
-            raise SystemExit(f"rgenima: --{names[0]} has {n} item(s) but --{name.replace('_', '-')} has "
-                             f"{len(values)}: give one per model.")
-        lists.append(values)
-    return list(zip(*lists))
-
-
 def cmd_figure1(args: argparse.Namespace) -> None:
-    from rgenima_lib.vocabulary import read_rois_table
     from rgenima_lib.figures.figure1 import plot_figure1
+    from rgenima_lib.vocabulary import read_rois_table
 
+    rois, note = _read(args.rois)
     info = read_rois_table(args.roi_table, n_rois=None)
-    labels_img = _label_volume(args.volume)
-    for rois_path, model, png, pdf in _per_model(args, "rois", "model", "png", "pdf"):
-        rois, note = _read(rois_path)
-        drawn = plot_figure1(rois, info, png, pdf, labels_img=labels_img,
-                             note=" · ".join(x for x in (note, _subtitle(model, args.caption)) if x),
-                             title="Figure 1. Stage-specific brain ROIs (bootstrap-stable)")
-        for stage, cats in drawn.items():
-            log.info("figure-1 %s %s: %s", model or "", stage,
-                     ", ".join(f"{r} ({c})" for r, c in cats.items()) or "no stable ROI")
+    drawn = plot_figure1(rois, info, args.png, args.pdf, labels_img=_label_volume(args.volume),
+                         note=" · ".join(x for x in (note, _subtitle(args.model, args.caption)) if x),
+                         title="Figure 1. Stage-specific brain ROIs (bootstrap-stable)")
+    for stage, cats in drawn.items():
+        log.info("figure-1 %s: %s", stage, ", ".join(f"{r} ({c})" for r, c in cats.items()) or "no stable ROI")
 
 
 def cmd_figure2(args: argparse.Namespace) -> None:
-    from rgenima_lib.vocabulary import read_rois_table
     from rgenima_lib.figures.figure2 import plot_figure2
+    from rgenima_lib.vocabulary import read_rois_table
 
+    pairs, note = _read(args.pairs)
+    rois, _ = _read(args.rois)
     order = read_rois_table(args.roi_table, n_rois=None)["name"].tolist() if args.roi_table else None
-    for pairs_path, rois_path, model, png, pdf in _per_model(args, "pairs", "rois", "model", "png", "pdf"):
-        pairs, note = _read(pairs_path)
-        rois, _ = _read(rois_path)
-        drawn = plot_figure2(pairs, rois, png, pdf, roi_order=order, n_annotate=args.n_annotate,
-                             note=" · ".join(x for x in (note, _subtitle(model, args.caption)) if x),
-                             title=f"Figure 2. ROI–gene association stability (stable ROIs; top {args.n_annotate} "
-                                   "genes per ROI annotated)")
-        for stage, items in drawn.items():
-            log.info("figure-2 %s %s: %s", model or "", stage,
-                     ", ".join(f"{r}~{g} ({s:.3g})" for r, g, s in items) or "no stable ROI")
+    drawn = plot_figure2(pairs, rois, args.png, args.pdf, roi_order=order, n_annotate=args.n_annotate,
+                         note=" · ".join(x for x in (note, _subtitle(args.model, args.caption)) if x),
+                         title=f"Figure 2. ROI–gene association stability (stable ROIs; top {args.n_annotate} "
+                               "genes per ROI annotated)")
+    for stage, items in drawn.items():
+        log.info("figure-2 %s: %s", stage, ", ".join(f"{r}~{g} ({s:.3g})" for r, g, s in items) or "no stable ROI")
 
 
 def register(sub) -> None:
     """Add this stage's subcommands to the ``rgenima`` parser."""
     p = sub.add_parser("figure-1", help="stage-specific ROIs on the MNI brain (paper Fig. 1)")
-    p.add_argument("--rois", required=True, nargs="+", help="bootstrap-rois output, one per model")
+    p.add_argument("--rois", required=True, help="bootstrap-rois output")
     p.add_argument("--roi-table", required=True, help="config/rois.tsv (label ids, MNI centroids)")
     p.add_argument("--volume", default="phantom",
                    help="ROI shapes: 'phantom' (the MNI phantom's aparc+aseg, 2 mm; 'phantom1' for 1 mm) or "
                         "'centroids' (markers at rois.tsv centroids)")
-    p.add_argument("--model", nargs="+", help="model id printed under the title, one per model")
+    p.add_argument("--model", help="model id printed under the title")
     p.add_argument("--caption", help="one line printed under the title (settings)")
-    p.add_argument("--png", required=True, nargs="+", help="one per model")
-    p.add_argument("--pdf", nargs="+", help="one per model")
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf")
     p.set_defaults(func=cmd_figure1)
 
     p = sub.add_parser("figure-2", help="Manhattan-style ROI-gene stability per stage (paper Fig. 2)")
-    p.add_argument("--pairs", required=True, nargs="+", help="bootstrap-roi-gene output, one per model")
-    p.add_argument("--rois", required=True, nargs="+", help="bootstrap-rois output (which ROIs are stable), one per model")
+    p.add_argument("--pairs", required=True, help="bootstrap-roi-gene output")
+    p.add_argument("--rois", required=True, help="bootstrap-rois output (which ROIs are stable)")
     p.add_argument("--roi-table", help="config/rois.tsv: block order (default: token order of --pairs)")
     p.add_argument("--n-annotate", type=int, default=2)
-    p.add_argument("--model", nargs="+", help="one per model")
+    p.add_argument("--model")
     p.add_argument("--caption")
-    p.add_argument("--png", required=True, nargs="+", help="one per model")
-    p.add_argument("--pdf", nargs="+", help="one per model")
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf")
     p.set_defaults(func=cmd_figure2)

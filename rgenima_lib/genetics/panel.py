@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.genetics.plink_io import BIM_COLUMNS
 from rgenima_lib.io import read_tsv
 
 PANEL_COLUMNS = ("gene", "chrom", "start_grch37", "end_grch37")
-BIM_COLUMNS = ("chrom", "snp", "cm", "pos", "a1", "a2")
 
 # PLINK's numeric codes for the non-autosomes.
 _PLINK_CHROM_CODES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}

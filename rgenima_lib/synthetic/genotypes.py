@@ -29,6 +29,7 @@ from scipy import stats
 
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.allele_stats import allele_summary, hwe_exact_p
+from rgenima_lib.genetics.plink_io import BIM_COLUMNS
 
 APOE_SNPS: dict[str, dict] = {
     "rs429358": dict(chrom="19", pos=45411941, a1="C", a2="T", freq=0.14),
@@ -52,7 +53,7 @@ simulator places so that the genome-build check of panel_extract sees GRCh37 on 
 takes the place of a drawn SNP of its gene next to it in genomic order (``_place_build_check_snps``), so
 that no random draw and no row order changes: the genotypes are those the simulator drew before."""
 
-VARIANT_COLUMNS = ("chrom", "snp", "cm", "pos", "a1", "a2", "gene", "freq_a1", "planted")
+VARIANT_COLUMNS = (*BIM_COLUMNS, "gene", "freq_a1", "planted")
 PLANTED_KINDS = ("low_maf", "hwe", "missing")
 _PANEL_COLUMNS = ("gene", "chrom", "start_grch37", "end_grch37")
 

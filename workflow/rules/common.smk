@@ -11,7 +11,7 @@ from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
 from rgenima_lib.imaging.freesurfer import recon_all_command
 from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
 from rgenima_lib.models.backbones import backbone_config_error, demo_arch
-from rgenima_lib.model_ids import BASELINES, ENCODERS, llm_model_id, llm_model_parts, model_wildcard, visual_encoder
+from rgenima_lib.model_ids import ENCODERS, llm_model_id, llm_model_parts, model_wildcard, visual_encoder
 from rgenima_lib.result_paths import benchmark_path, log_path
 from rgenima_lib.result_paths import result_path as R
 
