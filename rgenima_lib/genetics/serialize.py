@@ -1,21 +1,37 @@
 """The genome as prompt text (the paper's "<Genetic Content>", section 4.2.2).
 
 The paper writes SNP sequences per gene into the prompt but gives no format.
-This one is designed to be short in tokens:
+This one is designed to be short in tokens and exact per gene. With the
+genotype separator ``space`` (the BERT baselines' form):
 
     APOE: 0 1 0
     TOMM40: 1 1 0 2
     ...
 
-* one line (block) per gene, the gene name once, then ``:``;
+and with ``none`` (what byte-level BPE LLMs read, see below):
+
+    APOE:010 TOMM40:1102 ...
+
+* one block per gene, the gene name once, then ``:``;
 * one genotype symbol per SNP, in genomic order inside the block: the count
   of the minor allele, ``0`` / ``1`` / ``2`` (a missing call is imputed before
   the text is written, as 2p rounded to the nearest genotype, half up);
-* symbols separated by a space, so that a WordPiece or BPE tokenizer sees one
-  digit per SNP (``0120`` unseparated merges into tokens spanning several SNPs,
-  which blurs per-SNP and per-gene attribution);
-* blocks separated by a newline; gene blocks in the order given (panel order,
-  or a gene-order permutation, ``augment.gene_order``).
+* symbols joined by the genotype separator (:data:`SEPARATORS`). The best one
+  depends on the tokenizer, so ``auto`` measures the candidates on the
+  subject's own layout and keeps the cheapest exact one
+  (:func:`resolve_separator`): Qwen2's pre-tokenizer splits digits one by one,
+  so unseparated symbols are already one token per SNP and a separator only
+  adds a token per SNP; Llama-3's groups digits in threes, so unseparated
+  symbols are one token per three SNPs (always the same three: the groups start
+  at the gene's first SNP), and every separator costs two tokens per SNP; a
+  WordPiece vocabulary (the BERT baselines) merges digit runs into pieces
+  that depend on the genotypes, so only separated symbols are exact there;
+* separated symbols keep one block per line (``gene: ``); unseparated ones the
+  dense form (``gene:`` and one space between blocks), because byte-level BPE
+  makes a token of each newline and of the space after the colon, while the
+  space before a gene name merges into the name's first token;
+* gene blocks in the order given (panel order, or a gene-order permutation,
+  ``augment.gene_order``).
 
 The rsIDs, alleles and positions are not in the text: they are fixed per
 column and live in ``snps.tsv``. The verbose form (``style="verbose"``), written
@@ -36,6 +52,15 @@ from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
 
 STYLES = ("compact", "verbose")
 SYMBOLS = np.array(["0", "1", "2"])
+
+SEPARATORS = {"none": "", "space": " ", "comma": ","}
+"""Genotype separators by setting name, in the order :func:`resolve_separator` prefers them on a tie."""
+
+SEPARATOR_SETTINGS = ("auto", *SEPARATORS)
+"""What ``genetics.snp_separator`` may say: ``auto`` (chosen per tokenizer) or a separator name."""
+
+DEFAULT_SEPARATOR = "space"
+"""The separator of the library calls that name none (the BERT baselines' text, as before)."""
 
 
 class GenomeText(NamedTuple):
@@ -101,10 +126,47 @@ def genotype_symbols(dosage_row: np.ndarray) -> np.ndarray:
     return SYMBOLS[np.floor(row + 0.5).astype(np.int64)]
 
 
-def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "compact") -> list[str]:
-    """The text of each gene block, in canonical order (see module docstring)."""
+def check_separator(separator: str) -> str:
+    """``separator`` if it names a genotype separator (:data:`SEPARATORS`), else a ValueError saying what would do."""
+    if separator not in SEPARATORS:
+        hint = " ('auto' is resolved per tokenizer by resolve_separator first)" if separator == "auto" else ""
+        raise ValueError(f"SNP separator must be one of {sorted(SEPARATORS)}, got {separator!r}{hint}")
+    return separator
+
+
+def text_form(style: str, separator: str) -> tuple[str, str]:
+    """What follows each gene name, and what joins the blocks (module docstring).
+
+    Returns
+    -------
+    (str, str)
+        ``(": ", "\\n")`` for the verbose form and separated symbols, ``(":", " ")`` for unseparated ones.
+    """
+    if style == "compact" and SEPARATORS[check_separator(separator)] == "":
+        return ":", " "
+    return ": ", "\n"
+
+
+def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "compact",
+                separator: str = DEFAULT_SEPARATOR) -> list[str]:
+    """The text of each gene block, in canonical order (see module docstring).
+
+    Parameters
+    ----------
+    dosage_row : float[n_snps]
+    layout : GenomeLayout
+    style : {'compact', 'verbose'}
+    separator : str
+        A :data:`SEPARATORS` name (compact style only; 'auto' must be resolved first).
+
+    Returns
+    -------
+    list of str, length n_genes
+    """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    head, _ = text_form(style, separator)
+    joint = SEPARATORS[separator]
     symbols = genotype_symbols(dosage_row)
     if symbols.shape != (layout.n_snps,):
         raise ValueError(f"dosage row has {symbols.size} SNPs, layout {layout.n_snps}")
@@ -112,29 +174,30 @@ def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "comp
     for b, gene in enumerate(layout.genes):
         cols = slice(layout.bounds[b], layout.bounds[b + 1])
         if style == "compact":
-            body = " ".join(symbols[cols].tolist())
+            body = joint.join(symbols[cols].tolist())
         else:
             # The genotype as its two alleles, minor allele (a1) counted.
             body = ", ".join(
                 f"{rs} {x}/{y}: " + {"0": y + y, "1": x + y, "2": x + x}[s]
                 for rs, x, y, s in zip(layout.snp[cols], layout.a1[cols], layout.a2[cols], symbols[cols]))
-        blocks.append(f"{gene}: {body}")
+        blocks.append(f"{gene}{head}{body}")
     return blocks
 
 
-def join_blocks(blocks: list[str], genes, order) -> GenomeText:
-    """Join blocks in ``order`` with newlines; spans locate each gene's block in the text."""
+def join_blocks(blocks: list[str], genes, order, joiner: str = "\n") -> GenomeText:
+    """Join blocks in ``order`` with ``joiner``; spans locate each gene's block in the text."""
     spans, parts, at = [], [], 0
     for b in order:
         if parts:
-            at += 1  # the newline
+            at += len(joiner)
         parts.append(blocks[b])
         spans.append((genes[b], at, at + len(blocks[b])))
         at += len(blocks[b])
-    return GenomeText("\n".join(parts), spans)
+    return GenomeText(joiner.join(parts), spans)
 
 
-def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, style: str = "compact") -> GenomeText:
+def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, style: str = "compact",
+                     separator: str = DEFAULT_SEPARATOR) -> GenomeText:
     """The genome of one subject as prompt text (paper 4.2.2 "<Genetic Content>").
 
     Parameters
@@ -147,6 +210,8 @@ def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, s
         Block order (a permutation of range(n_genes)); default canonical.
     style : {'compact', 'verbose'}
         The short format of the module docstring, or the rsID-and-alleles form.
+    separator : str
+        Genotype separator name (:data:`SEPARATORS`; :func:`resolve_separator` turns 'auto' into one).
 
     Returns
     -------
@@ -157,7 +222,8 @@ def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, s
     order = np.arange(layout.n_genes) if order is None else np.asarray(order)
     if sorted(order.tolist()) != list(range(layout.n_genes)):
         raise ValueError("order must be a permutation of range(n_genes)")
-    return join_blocks(gene_blocks(dosage_row, layout, style), layout.genes, order)
+    return join_blocks(gene_blocks(dosage_row, layout, style, separator), layout.genes, order,
+                       text_form(style, separator)[1])
 
 
 class GenomeTexts:
@@ -170,6 +236,8 @@ class GenomeTexts:
     subjects : list of str, length n_subjects
     layout : GenomeLayout
     style : str
+    separator : str
+        Genotype separator name (:data:`SEPARATORS`).
 
     Notes
     -----
@@ -178,30 +246,40 @@ class GenomeTexts:
     storage than their seeds.
     """
 
-    def __init__(self, imputed: np.ndarray, subjects, layout: GenomeLayout, style: str = "compact"):
+    def __init__(self, imputed: np.ndarray, subjects, layout: GenomeLayout, style: str = "compact",
+                 separator: str = DEFAULT_SEPARATOR):
         self.imputed = np.asarray(imputed)
         self.row = {s: i for i, s in enumerate(subjects)}
         self.layout = layout
         self.style = style
+        self.separator = check_separator(separator)
+        self.joiner = text_form(style, separator)[1]
         self._blocks: dict[str, list[str]] = {}
 
     @classmethod
-    def from_files(cls, imputed_npz, snps_tsv, style: str = "compact") -> "GenomeTexts":
-        """Texts of one fold: ``results/genetics/imputed/fold<k>.npz`` and ``results/genetics/snps.tsv``."""
+    def from_files(cls, imputed_npz, snps_tsv, style: str = "compact", separator: str = DEFAULT_SEPARATOR,
+                   tokenizer=None) -> "GenomeTexts":
+        """Texts of one fold: ``results/genetics/imputed/fold<k>.npz`` and ``results/genetics/snps.tsv``.
+
+        ``separator`` may be 'auto' when ``tokenizer`` (the one that will read the texts) is given.
+        """
         geno = load_genotypes(imputed_npz)
-        return cls(geno["dosage"], geno["subjects"].tolist(), GenomeLayout.from_snps(read_snps(snps_tsv)), style)
+        layout = GenomeLayout.from_snps(read_snps(snps_tsv))
+        return cls(geno["dosage"], geno["subjects"].tolist(), layout, style,
+                   resolve_separator(separator, tokenizer, layout))
 
     def blocks(self, subject: str) -> list[str]:
         if subject not in self._blocks:
             if subject not in self.row:
                 raise KeyError(f"subject {subject} has no genotypes in this matrix")
-            self._blocks[subject] = gene_blocks(self.imputed[self.row[subject]], self.layout, self.style)
+            self._blocks[subject] = gene_blocks(self.imputed[self.row[subject]], self.layout, self.style,
+                                                self.separator)
         return self._blocks[subject]
 
     def __call__(self, subject: str, perm_seed: int) -> GenomeText:
         """The text and gene spans of sample (subject, perm_seed)."""
         order = gene_order(self.layout.n_genes, int(perm_seed))
-        return join_blocks(self.blocks(subject), self.layout.genes, order)
+        return join_blocks(self.blocks(subject), self.layout.genes, order, self.joiner)
 
 
 def token_stats(texts: list[str], n_snps: int, tokenizer) -> dict:
@@ -225,6 +303,80 @@ def token_stats(texts: list[str], n_snps: int, tokenizer) -> dict:
     return {"n_texts": len(texts), "tokens_mean": float(counts.mean()), "tokens_min": int(counts.min()),
             "tokens_max": int(counts.max()), "tokens_per_snp": float(counts.mean() / n_snps),
             "chars_per_snp": float(chars.mean() / n_snps)}
+
+
+def separator_cost(tokenizer, layout: GenomeLayout, separator: str, n_probe: int = 8, seed: int = 0) -> dict:
+    """Tokens per SNP of a genotype separator on random genotypes of ``layout``, and whether it is exact.
+
+    Exact: no token covers characters of two gene blocks, and the tokens cut
+    the text at the same places whatever the genotypes, so that a token always
+    stands for the same SNPs of one gene (one digit each under Qwen2, three
+    under Llama-3). Every symbol is one character, so the probe texts share
+    their layout and "the same places" is one offset list for all of them.
+
+    Parameters
+    ----------
+    tokenizer : PreTrainedTokenizerFast
+        Must return offsets.
+    layout : GenomeLayout
+    separator : str
+        A :data:`SEPARATORS` name.
+    n_probe : int
+        Random genotype rows (uniform 0 / 1 / 2, so that every digit group occurs).
+    seed : int
+
+    Returns
+    -------
+    dict: separator, tokens_per_snp (float), exact (bool).
+    """
+    rows = np.random.default_rng(seed).integers(0, 3, size=(n_probe, layout.n_snps)).astype(np.float64)
+    genomes = [serialize_genome(r, layout, separator=separator) for r in rows]
+    encoded = tokenizer([g.text for g in genomes], add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in encoded["offset_mapping"]]
+    starts = np.array([s for _, s, _ in genomes[0].spans])
+    ends = np.array([e for _, _, e in genomes[0].spans])
+    fixed = all(o.shape == offsets[0].shape and (o == offsets[0]).all() for o in offsets)
+    overlap = np.minimum(offsets[0][:, 1:2], ends[None]) - np.maximum(offsets[0][:, :1], starts[None])  # [n_tok, n_genes]
+    within_one_gene = bool(((overlap > 0).sum(1) <= 1).all())
+    return {"separator": separator, "tokens_per_snp": float(sum(map(len, offsets)) / (n_probe * layout.n_snps)),
+            "exact": fixed and within_one_gene}
+
+
+def resolve_separator(setting: str, tokenizer, layout: GenomeLayout) -> str:
+    """The genotype separator to write for ``tokenizer``: ``setting`` itself, or the one 'auto' picks.
+
+    'auto' measures every :data:`SEPARATORS` candidate with :func:`separator_cost`
+    on ``layout`` and keeps the exact one with the fewest tokens (the first
+    listed on a tie): ``none`` for the Qwen2- and Llama-3-style BPE tokenizers,
+    ``space`` for WordPiece.
+
+    Parameters
+    ----------
+    setting : str
+        One of :data:`SEPARATOR_SETTINGS` (``genetics.snp_separator``).
+    tokenizer : PreTrainedTokenizerFast or None
+        The tokenizer that will read the texts (needed for 'auto' only).
+    layout : GenomeLayout
+
+    Returns
+    -------
+    str
+        A :data:`SEPARATORS` name.
+
+    Raises
+    ------
+    ValueError
+        An unknown setting; 'auto' without a tokenizer; no exact candidate.
+    """
+    if setting != "auto":
+        return check_separator(setting)
+    if tokenizer is None:
+        raise ValueError("SNP separator 'auto' needs the tokenizer that will read the text")
+    exact = [c for c in (separator_cost(tokenizer, layout, name) for name in SEPARATORS) if c["exact"]]
+    if not exact:
+        raise ValueError(f"no SNP separator of {sorted(SEPARATORS)} tokenizes exactly (one gene per token, "
+                         "the same cuts for every genotype) under this tokenizer; set genetics.snp_separator")
+    return min(exact, key=lambda c: c["tokens_per_snp"])["separator"]
 
 
 def load_tokenizer(path=None):
