@@ -10,8 +10,11 @@ and a ``DEMO_MODEL.txt`` sits beside it, so every checkpoint fine-tuned from it
 
 The tokenizer is a byte-level BPE trained with ``tokenizers`` on the prompt
 template, the four answers, the panel's gene symbols and genotype-like text,
-with Qwen2's pre-tokenizer (digits split one by one), so that token counts
-behave like Qwen2's on our SNP text. It is cased and lossless (byte level), as
+with the pre-tokenizer of the architecture's real model, so that token counts
+behave like the real ones on our SNP text: Qwen2's for ``qwen2`` (digits split
+one by one), Llama-3's for ``llama`` (digits in groups of up to three; the
+genotype-like text holds every group of three genotypes, so that each group is
+one token as in Llama-3's vocabulary of all 1,000 three-digit numbers). It is cased and lossless (byte level), as
 the strict answer parser needs; the MiniLM WordPiece vocabulary is uncased and
 could not write "This subject is NC.". Special tokens are Qwen2's ChatML ones
 plus the image anchor.
@@ -37,6 +40,15 @@ DEMO_MARKER_FILE = "DEMO_MODEL.txt"
 # Qwen2's pre-tokenizer regex (from its tokenizer.json): digits one by one, letters in runs.
 QWEN2_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                        r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Llama-3's (from its tokenizer.json): the same but for digits, in groups of one to three.
+LLAMA3_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                        r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+SPLIT_PATTERNS = {"qwen2": QWEN2_SPLIT_PATTERN, "llama3": LLAMA3_SPLIT_PATTERN}
+"""Pre-tokenizer regex by name."""
+
+ARCH_PRE_TOKENIZER = {"qwen2": "qwen2", "llama": "llama3"}
+"""The pre-tokenizer of each demo architecture's real counterpart (Qwen2.5, Llama-3)."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -52,9 +64,10 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN)
 def default_corpus(gene_names: Sequence[str] = (), n_random: int = 200, seed: int = 0) -> list[str]:
     """Texts the demo tokenizer is trained on: the template, the answers, gene names and genotype-like text.
 
-    The genotype-like lines mix the forms a SNP serializer is likely to use
-    (gene name then one symbol per SNP; rsIDs with alleles), so the BPE learns
-    useful merges whatever form the genetics stage settles on.
+    The genotype-like lines mix the forms the SNP text may take
+    (``rgenima_lib.genetics.serialize``: symbols separated or not, one block per
+    line or the dense form; rsIDs with alleles), so that the BPE learns the
+    merges of each.
     """
     rng = np.random.default_rng(seed)
     genes = list(gene_names) or ["APOE", "BIN1", "CLU", "ABCA7", "CR1", "PICALM", "MS4A6A", "CD33", "TREM2"]
@@ -65,10 +78,11 @@ def default_corpus(gene_names: Sequence[str] = (), n_random: int = 200, seed: in
         g = rng.choice(genes, size=min(len(genes), 8), replace=False)
         texts.append(" ".join(f"{x}: " + " ".join(map(str, rng.integers(0, 3, rng.integers(1, 12)))) + ";" for x in g))
         texts.append(", ".join(f"rs{rng.integers(1e3, 1e8)} {''.join(rng.choice(list('ACGT'), 2))}" for _ in range(6)))
+        texts.append(" ".join(f"{x}:" + "".join(map(str, rng.integers(0, 3, rng.integers(1, 12)))) for x in g))
     return texts
 
 
-def build_demo_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
+def build_demo_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, pre_tokenizer: str = "qwen2"):
     """Train the demo byte-level BPE tokenizer and wrap it for ``transformers``.
 
     Parameters
@@ -77,6 +91,8 @@ def build_demo_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
         Training texts (see :func:`default_corpus`).
     vocab_size : int
         Target vocabulary size, special tokens included.
+    pre_tokenizer : {"qwen2", "llama3"}
+        The split regex (:data:`SPLIT_PATTERNS`).
 
     Returns
     -------
@@ -87,9 +103,11 @@ def build_demo_tokenizer(corpus: Iterable[str], vocab_size: int = 2000):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if pre_tokenizer not in SPLIT_PATTERNS:
+        raise ValueError(f"pre_tokenizer must be one of {sorted(SPLIT_PATTERNS)}, not {pre_tokenizer!r}")
     tok = Tokenizer(models.BPE(byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.Split(Regex(SPLIT_PATTERNS[pre_tokenizer]), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
@@ -115,7 +133,8 @@ def build_demo_llm(out_dir: str | Path, *, arch: str = "qwen2", hidden_size: int
     out_dir : path
         Destination; loadable with ``AutoModelForCausalLM.from_pretrained(out_dir)``.
     arch : {"qwen2", "llama"}
-        Architecture family (the paper's two backbones).
+        Architecture family (the paper's two backbones); also picks the
+        tokenizer's pre-tokenizer (:data:`ARCH_PRE_TOKENIZER`).
     hidden_size, n_layers, n_heads, n_kv_heads, intermediate_size : int
         Size of the random model (Qwen2.5-7B: 3584, 28, 28, 4, 18944).
     vocab_size : int
@@ -141,8 +160,11 @@ def build_demo_llm(out_dir: str | Path, *, arch: str = "qwen2", hidden_size: int
     """
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
+    if arch not in ARCH_PRE_TOKENIZER:
+        raise ValueError(f"arch must be 'qwen2' or 'llama', not {arch!r}")
     out_dir = Path(out_dir)
-    tokenizer = build_demo_tokenizer(default_corpus(gene_names, seed=seed) if corpus is None else corpus, vocab_size)
+    tokenizer = build_demo_tokenizer(default_corpus(gene_names, seed=seed) if corpus is None else corpus, vocab_size,
+                                     ARCH_PRE_TOKENIZER[arch])
     common = dict(vocab_size=max(len(tokenizer), embedding_rows or 0), hidden_size=hidden_size,
                   num_hidden_layers=n_layers,
                   num_attention_heads=n_heads, num_key_value_heads=n_kv_heads, intermediate_size=intermediate_size,
@@ -150,10 +172,8 @@ def build_demo_llm(out_dir: str | Path, *, arch: str = "qwen2", hidden_size: int
                   bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     if arch == "qwen2":
         config = Qwen2Config(**common, rope_theta=1_000_000.0, use_sliding_window=False)
-    elif arch == "llama":
-        config = LlamaConfig(**common, rope_theta=500_000.0)
     else:
-        raise ValueError(f"arch must be 'qwen2' or 'llama', not {arch!r}")
+        config = LlamaConfig(**common, rope_theta=500_000.0)
     config.rgenima_demo = {"demo": True, "note": DEMO_NOTE, "arch": arch, "seed": seed}
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
