@@ -1,33 +1,42 @@
-"""SNP text at the paper's scale: tokens per SNP (compact vs verbose) and on-the-fly text speed.
+"""SNP text at the paper's scale: tokens per SNP per tokenizer and separator, and on-the-fly text speed.
 
 The paper keeps 1,079 SNPs in 105 genes (about 10 per gene) after QC. This
 benchmark simulates panel genotypes of that size (``simulate_panel_genotypes``,
-valid SNPs only, i.e. what QC keeps), writes every subject's genome in both
-formats, counts tokens with the bundled all-MiniLM-L6-v2 tokenizer, and times
-rebuilding augmented samples' texts from (subject, permutation seed).
+valid SNPs only, i.e. what QC keeps) and writes every subject's genome with
+each genotype separator (``rgenima_lib.genetics.serialize.SEPARATORS``). It
+counts tokens under three tokenizers: the Qwen2-style and Llama-3-style demo
+tokenizers (``rgenima_lib.models.demo_llm``, trained here exactly as
+``build-demo-llm`` trains them) and the bundled all-MiniLM-L6-v2 WordPiece of the
+BERT baselines. Per tokenizer: the separator ``auto`` picks, tokens per SNP of
+every separator (``space`` is the text as it was, the baseline), the tokens
+the gene headers alone cost (the floor of any text that names the genes), and,
+for the two LLM tokenizers, the whole prompt's length. Times (``paired_timings``):
+resolving ``auto`` per tokenizer, and rebuilding augmented samples' texts from
+(subject, permutation seed) with and without separator.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
+N_TEXTS = 200
+"""Subjects whose texts are counted (the mean varies by well under 0.1 % beyond that)."""
 
-def run(out_dir, full: bool) -> dict:
-    from rgenima_lib.synthetic.genotypes import simulate_panel_genotypes
-    from rgenima_lib.genetics.augment import permutation_seed
+
+def paper_scale_genomes(n_subjects: int):
+    """(GenomeLayout, imputed dosage float[n_subjects, 1079]) of simulated panel genotypes in text order."""
     from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage
-    from rgenima_lib.genetics.serialize import GenomeLayout, GenomeTexts, load_tokenizer, serialize_genome, token_stats
+    from rgenima_lib.genetics.serialize import GenomeLayout
     from rgenima_lib.io import read_tsv
+    from rgenima_lib.synthetic.genotypes import simulate_panel_genotypes
 
     # make bench runs from the repository root; the checkout's config otherwise.
     panel_path = Path("config/gene_panel.tsv")
     if not panel_path.is_file():
         panel_path = Path(__file__).resolve().parents[2] / "config" / "gene_panel.tsv"
     panel = read_tsv(panel_path)
-    n_subjects = 1998 if full else 200
     dosage, variants = simulate_panel_genotypes(panel, n_subjects, 1150, np.random.default_rng(20251129))
     keep = variants["planted"].to_numpy() == ""
     variants = variants[keep].reset_index(drop=True)
@@ -39,32 +48,88 @@ def run(out_dir, full: bool) -> dict:
     dosage = dosage[:, order]
     genes = [g for g in panel["gene"] if g in set(variants["gene"])]
     variants["block"] = variants["gene"].map({g: i for i, g in enumerate(genes)})
-    layout = GenomeLayout.from_snps(variants)
     imputed, _, _ = impute_expected_dosage(dosage, np.ones(n_subjects, bool))
+    return GenomeLayout.from_snps(variants), imputed
 
-    tokenizer = load_tokenizer()
-    result = {"n_subjects": n_subjects, "n_snps": layout.n_snps, "n_genes": layout.n_genes,
-              "tokenizer": "all-MiniLM-L6-v2 (bundled)"}
-    for style in ("compact", "verbose"):
-        texts = [serialize_genome(r, layout, style=style).text for r in imputed[:200]]
-        stats = token_stats(texts, layout.n_snps, tokenizer)
-        result[f"{style}_tokens_per_snp"] = round(stats["tokens_per_snp"], 4)
-        result[f"{style}_tokens_per_genome"] = round(stats["tokens_mean"], 1)
-    result["verbose_over_compact"] = round(result["verbose_tokens_per_snp"] / result["compact_tokens_per_snp"], 2)
-    # Synthetic rsIDs have 12 digits; real array rsIDs mostly 6-8: measure the verbose form with those too.
-    real_ids = variants.assign(snp=[f"rs{n}" for n in np.random.default_rng(1).integers(10**5, 10**8, len(variants))])
-    real_layout = GenomeLayout.from_snps(real_ids)
-    texts = [serialize_genome(r, real_layout, style="verbose").text for r in imputed[:200]]
-    result["verbose_real_length_ids_tokens_per_snp"] = round(
-        token_stats(texts, layout.n_snps, tokenizer)["tokens_per_snp"], 4)
+
+def bench_tokenizers(genes) -> dict:
+    """name -> tokenizer: the two demo LLM tokenizers (as ``build-demo-llm`` trains them) and the WordPiece."""
+    from rgenima_lib.genetics.serialize import load_tokenizer
+    from rgenima_lib.models.demo_llm import build_demo_tokenizer, default_corpus
+
+    corpus = default_corpus(genes)
+    return {"qwen2_style": build_demo_tokenizer(corpus, pre_tokenizer="qwen2"),
+            "llama3_style": build_demo_tokenizer(corpus, pre_tokenizer="llama3"),
+            "wordpiece_minilm": load_tokenizer()}
+
+
+def measure_tokenizer(tokenizer, layout, rows: np.ndarray, llm: bool) -> dict:
+    """Tokens per SNP of every separator, the one 'auto' picks, the header floor and (LLM) the prompt length.
+
+    Parameters
+    ----------
+    tokenizer : PreTrainedTokenizerFast
+    layout : GenomeLayout
+    rows : float[n_texts, n_snps]
+        Imputed dosage of the subjects counted.
+    llm : bool
+        Also count whole prompts (needs the image anchor and a chat template).
+
+    Returns
+    -------
+    dict
+    """
+    from rgenima_lib.genetics.serialize import (SEPARATORS, resolve_separator, serialize_genome, text_form,
+                                                token_stats)
+
+    auto = resolve_separator("auto", tokenizer, layout)
+    out = {"auto_separator": auto}
+    texts = {}
+    for name in SEPARATORS:
+        texts[name] = [serialize_genome(r, layout, separator=name).text for r in rows]
+        out[f"{name}_tokens_per_snp"] = round(token_stats(texts[name], layout.n_snps, tokenizer)["tokens_per_snp"], 4)
+    out["auto_tokens_per_snp"] = out[f"{auto}_tokens_per_snp"]
+    out["auto_over_space"] = round(out["auto_tokens_per_snp"] / out["space_tokens_per_snp"], 3)
+    head, joiner = text_form("compact", auto)
+    headers = joiner.join(gene + head for gene in layout.genes)
+    out["header_tokens_per_snp"] = round(len(tokenizer(headers, add_special_tokens=False)["input_ids"])
+                                         / layout.n_snps, 4)
+    if llm:
+        from rgenima_lib.models.prompting import encode_prompt
+
+        for name in ("space", auto):
+            out[f"prompt_tokens_{name}"] = encode_prompt(tokenizer, texts[name][0], True).n_prompt
+    return out
+
+
+def run(out_dir, full: bool) -> dict:
+    from rgenima_lib.bench.paired import paired_timings
+    from rgenima_lib.genetics.augment import permutation_seed
+    from rgenima_lib.genetics.serialize import GenomeTexts, resolve_separator, serialize_genome, token_stats
+
+    n_subjects = 1998 if full else 200
+    layout, imputed = paper_scale_genomes(n_subjects)
+    tokenizers = bench_tokenizers(layout.genes)
+    result = {"n_subjects": n_subjects, "n_texts": N_TEXTS, "n_snps": layout.n_snps, "n_genes": layout.n_genes,
+              "targets_tokens_per_snp": {"qwen2_style": 1.1, "llama3_style": 1.5}}
+    for name, tokenizer in tokenizers.items():
+        result[name] = measure_tokenizer(tokenizer, layout, imputed[:N_TEXTS], llm=name != "wordpiece_minilm")
+
+    # The rsID-and-alleles form, for comparison with a naive prompt (WordPiece, as before).
+    verbose = [serialize_genome(r, layout, style="verbose").text for r in imputed[:N_TEXTS]]
+    result["wordpiece_minilm"]["verbose_tokens_per_snp"] = round(
+        token_stats(verbose, layout.n_snps, tokenizers["wordpiece_minilm"])["tokens_per_snp"], 4)
+
+    result["resolve_auto_s"] = paired_timings(
+        {name: (lambda t=tok: resolve_separator("auto", t, layout)) for name, tok in tokenizers.items()})
 
     subjects = [f"S{i:04d}" for i in range(n_subjects)]
-    texts = GenomeTexts(imputed, subjects, layout)
     samples = [(s, permutation_seed(1, s, k)) for s in subjects for k in range(1, 31)]
-    start = time.perf_counter()
-    total = sum(len(texts(s, seed).text) for s, seed in samples)
-    elapsed = time.perf_counter() - start
+    rebuilt = {name: GenomeTexts(imputed, subjects, layout, separator=name) for name in ("space", "none")}
     result["augmented_samples"] = len(samples)
-    result["text_rebuild_us_per_sample"] = round(1e6 * elapsed / len(samples), 1)
-    result["mean_chars_per_text"] = round(total / len(samples), 1)
+    result["text_rebuild_s"] = paired_timings(
+        {name: (lambda t=texts: sum(len(t(s, seed).text) for s, seed in samples)) for name, texts in rebuilt.items()},
+        ratios={"none_over_space": ("none", "space")})
+    result["mean_chars_per_text"] = {name: round(sum(len(t(s, seed).text) for s, seed in samples[:1000]) / 1000, 1)
+                                     for name, t in rebuilt.items()}
     return result
