@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
-from rgenima_lib.cli.common import quiet_libraries, require_inputs
+from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import markdown_table, read_note, read_tsv, write_json, write_markdown, write_noted_tsv
 
@@ -70,7 +70,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
-                                       gene_orders=args.gene_orders, seed=args.seed)
+                                       gene_orders=args.gene_orders, seed=args.seed, separator=args.snp_separator,
+                                       tokenizer=model.tokenizer)
     note = model_note(args.checkpoint)
     dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,
                              answer_rows=args.answer_rows, batch_size=args.batch_size,
@@ -222,6 +223,7 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
     p.add_argument("--snps", required=True, help="snps.tsv")
     p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
+    add_snp_separator_arg(p)
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order of the dump)")
     p.add_argument("--rois", required=True, help="config/rois.tsv (ROI order of the dump)")
     p.add_argument("--fold", type=int, default=0)

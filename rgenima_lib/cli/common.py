@@ -15,6 +15,14 @@ def require_inputs(*paths, fix: str = "run the upstream rule first, or check the
             raise InputDataError("input not found.", path=path, fix=fix)
 
 
+def add_snp_separator_arg(p, default: str = "auto") -> None:
+    """``--snp-separator`` (``genetics.snp_separator``): how genotypes are joined in the SNP text."""
+    from rgenima_lib.genetics.serialize import SEPARATOR_SETTINGS
+
+    p.add_argument("--snp-separator", choices=SEPARATOR_SETTINGS, default=default,
+                   help="genotype separator; auto: the cheapest exact one for the tokenizer that reads the text")
+
+
 def quiet_libraries() -> None:
     """Offline, and no loading bars from transformers in the rule's log."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -7,6 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from rgenima_lib.cli.common import add_snp_separator_arg
+
 log = logging.getLogger("rgenima")
 
 
@@ -128,18 +130,24 @@ def cmd_snp_text_tokens(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-    from rgenima_lib.genetics.serialize import GenomeLayout, load_tokenizer, serialize_genome, token_stats
+    from rgenima_lib.genetics.serialize import (SEPARATORS, GenomeLayout, load_tokenizer, resolve_separator,
+                                                serialize_genome, token_stats)
     from rgenima_lib.io import write_tsv
 
     geno = load_genotypes(args.imputed, rule="impute_genotypes")
     snps = read_snps(args.snps)
     layout = GenomeLayout.from_snps(snps)
     tokenizer = load_tokenizer(args.tokenizer)
+    chosen = resolve_separator(args.snp_separator, tokenizer, layout)
     rows = geno["dosage"][: args.max_subjects]
+    # "compact": the text as configured; then every separator, and the verbose form, for comparison.
+    forms = [("compact", "compact", chosen), *((f"compact_{name}", "compact", name) for name in SEPARATORS),
+             ("verbose", "verbose", chosen)]
     records = []
-    for style in ("compact", "verbose"):
-        texts = [serialize_genome(r, layout, style=style).text for r in rows]
-        records.append({"format": style, "tokenizer": args.tokenizer or "all-MiniLM-L6-v2 (bundled)",
+    for form, style, separator in forms:
+        texts = [serialize_genome(r, layout, style=style, separator=separator).text for r in rows]
+        records.append({"format": form, "separator": separator if style == "compact" else "",
+                        "tokenizer": args.tokenizer or "all-MiniLM-L6-v2 (bundled)",
                         "n_snps": layout.n_snps, "n_genes": layout.n_genes, **token_stats(texts, layout.n_snps,
                                                                                            tokenizer)})
     table = pd.DataFrame(records)
@@ -209,5 +217,6 @@ def register(sub) -> None:
     p.add_argument("--snps", required=True)
     p.add_argument("--tokenizer", help="local tokenizer folder (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--max-subjects", type=int, default=200)
+    add_snp_separator_arg(p)
     p.add_argument("--output", required=True)
     p.set_defaults(func=cmd_snp_text_tokens)

@@ -16,7 +16,7 @@ import warnings
 
 import pandas as pd
 
-from rgenima_lib.cli.common import quiet_libraries, require_inputs
+from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import atomic_output, load_settings, read_tsv, write_json, write_tsv
 
@@ -45,7 +45,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     from rgenima_lib.data.prompt_samples import load_prompt_samples
     from rgenima_lib.models.embedding_cache import load_embeddings
-    from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder
+    from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder, load_llm_tokenizer
     from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
 
     quiet_libraries()
@@ -58,7 +58,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                                     "seed": args.seed})
     visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
     mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora)
-    samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit)
+    # The text is written for the base model's tokenizer, which the checkpoint keeps: predict picks the same.
+    samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit,
+                                  separator=args.snp_separator, tokenizer=load_llm_tokenizer(args.base))
     log.info("finetune: %d training samples, visual dim %s, %s", len(samples), visual_dim,
              f"DeepSpeed {args.deepspeed}" if args.deepspeed else "plain PyTorch loop")
     result = finetune(args.base, samples, args.output, mcfg, cfg, deepspeed_config=args.deepspeed)
@@ -93,7 +95,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if (model.connector is None) != (args.embeddings is None):
         raise InputDataError("the checkpoint and --embeddings disagree on whether the model sees images.",
                              path=args.checkpoint, fix="pass the embeddings the model was fine-tuned with.")
-    samples = load_prompt_samples(args.samples, "test", args.imputed, args.snps, args.embeddings, limit=args.limit)
+    samples = load_prompt_samples(args.samples, "test", args.imputed, args.snps, args.embeddings, limit=args.limit,
+                                  separator=args.snp_separator, tokenizer=model.tokenizer)
     table = predict(model, samples, batch_size=args.batch_size, generate=not args.no_generate)
     table["generated_text"] = table["generated_text"].map(escape_text)
     write_tsv(table, args.output)
@@ -112,6 +115,7 @@ def _data_args(p) -> None:
     p.add_argument("--snps", required=True, help="snps.tsv")
     p.add_argument("--embeddings", help="the fold's visual token cache (omit for the LLM SNP-only model)")
     p.add_argument("--limit", type=int, help="first N samples only (smoke runs)")
+    add_snp_separator_arg(p)
 
 
 def register(sub) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from rgenima_lib.data.datasets import read_samples
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.augment import STREAMS, permutation_seed
-from rgenima_lib.genetics.serialize import GenomeText, GenomeTexts
+from rgenima_lib.genetics.serialize import DEFAULT_SEPARATOR, GenomeText, GenomeTexts
 from rgenima_lib.models.embedding_cache import load_embeddings
 from rgenima_lib.models.prompting import PromptSample
 
@@ -44,7 +44,8 @@ class FoldPrompts:
 
 
 def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
-                      embeddings: str | Path | None = None, limit: int | None = None) -> FoldPrompts:
+                      embeddings: str | Path | None = None, limit: int | None = None,
+                      separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> FoldPrompts:
     """The fold's samples of one side as prompts (text rebuilt from genotypes, tokens from the cache).
 
     Parameters
@@ -61,6 +62,11 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
         (every sample is then text only, even a paired one).
     limit : int, optional
         Keep the first ``limit`` samples (smoke runs).
+    separator : str
+        Genotype separator (``genetics.snp_separator``); 'auto' picks it for ``tokenizer``
+        (:func:`~rgenima_lib.genetics.serialize.resolve_separator`).
+    tokenizer : PreTrainedTokenizerFast, optional
+        The LLM's tokenizer (needed for 'auto').
 
     Returns
     -------
@@ -75,7 +81,8 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
     table = table[table["side"] == side]
     if limit is not None:
         table = table.iloc[:limit]
-    texts = GenomeTexts.from_files(imputed, snps)
+    texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer)
+    log.info("SNP text: genotype separator %r (setting %r)", texts.separator, separator)
     tokens = {}
     if embeddings is not None:
         subjects, arr, presence = load_embeddings(embeddings)
@@ -99,9 +106,10 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
 
 
 def load_prompt_samples(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
-                        embeddings: str | Path | None = None, limit: int | None = None) -> list[PromptSample]:
+                        embeddings: str | Path | None = None, limit: int | None = None,
+                        separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> list[PromptSample]:
     """The prompts of :func:`load_fold_prompts` alone (fine-tuning, prediction)."""
-    return load_fold_prompts(samples_tsv, side, imputed, snps, embeddings, limit).samples
+    return load_fold_prompts(samples_tsv, side, imputed, snps, embeddings, limit, separator, tokenizer).samples
 
 
 @dataclass
@@ -124,7 +132,8 @@ class AttributionPrompts:
 
 
 def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int | None = None,
-                             gene_orders: int = 1, seed: int = 0) -> AttributionPrompts:
+                             gene_orders: int = 1, seed: int = 0, separator: str = DEFAULT_SEPARATOR,
+                             tokenizer=None) -> AttributionPrompts:
     """The fold's test samples with images, each one's gene spans, and the same genomes in other gene orders.
 
     Parameters
@@ -139,6 +148,8 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
         paper's augmentation, 4.4.2), seeded by (seed, subject, copy) on the
         ``attribution`` seed stream, and keep the own text for the prediction.
     seed : int
+    separator, tokenizer
+        As :func:`load_fold_prompts`.
 
     Returns
     -------
@@ -149,7 +160,8 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
     InputDataError
         No test sample has an image.
     """
-    prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit)
+    prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit, separator=separator,
+                                tokenizer=tokenizer)
     out, spans, extra = [], [], []
     for sample, genome in zip(prompts.samples, prompts.genomes):
         if sample.visual is None:

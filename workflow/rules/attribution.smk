@@ -26,6 +26,7 @@ rule attribute:
         bf16=["--bf16"] if config["train"]["bf16"] else [],
         seed=config["seed"],
         limit=["--limit", ATTR["limit"]] if ATTR["limit"] else [],
+        snp_separator=GEN["snp_separator"],
     threads: 2
     log:
         log_path("attribution", "attribute_{model}_{dconfig}_fold{k}"),
@@ -36,7 +37,7 @@ rule attribute:
     shell:
         "rgenima attribute --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} --embeddings {input.embeddings:q} "
-        "--gene-panel {input.gene_panel:q} --rois {input.rois:q} --fold {wildcards.k:q} --model {wildcards.model:q} "
+        "--snp-separator {params.snp_separator:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} --fold {wildcards.k:q} --model {wildcards.model:q} "
         "--sink {params.sink:q} --answer-rows {params.answer_rows:q} --gene-orders {params.gene_orders:q} "
         "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
         "--threads {threads:q} --output {output.dump:q} --summary {output.summary:q} > {log:q} 2>&1"

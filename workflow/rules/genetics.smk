@@ -122,7 +122,7 @@ rule impute_genotypes:
 
 
 rule snp_text_tokens:
-    """Tokens per SNP of the compact SNP text and of the verbose rsID + alleles form."""
+    """Tokens per SNP of the SNP text as configured, with every genotype separator, and of the verbose form."""
     input:
         imputed=R("imputed", k=0),
         snps=rules.genotype_matrix.output.snps,
@@ -130,6 +130,7 @@ rule snp_text_tokens:
         report(R("snp_text_tokens"), category="Genetics", caption="../report/snp_text_tokens.rst"),
     params:
         tokenizer=["--tokenizer", GEN["tokenizer_path"]] if GEN["tokenizer_path"] else [],
+        snp_separator=GEN["snp_separator"],
     log:
         log_path("genetics", "snp_text_tokens"),
     benchmark:
@@ -138,4 +139,5 @@ rule snp_text_tokens:
         conda_env("genetics")
     shell:
         "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima snp-text-tokens --imputed {input.imputed:q} "
-        "--snps {input.snps:q} {params.tokenizer:q} --output {output:q} > {log:q} 2>&1"
+        "--snps {input.snps:q} {params.tokenizer:q} --snp-separator {params.snp_separator:q} --output {output:q} "
+        "> {log:q} 2>&1"

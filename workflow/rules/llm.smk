@@ -48,6 +48,7 @@ rule finetune:
         settings=settings_json(config["train"]),
         connector=LLM["connector"],
         lora=["--lora"] if LLM["lora"] else [],
+        snp_separator=GEN["snp_separator"],
         seed=config["seed"],
     threads: LLM["finetune_threads"]
     resources:
@@ -67,7 +68,8 @@ rule finetune:
         "  ds=(--deepspeed {input.deepspeed:q}); "
         "else launch=(rgenima); ds=(); export OMP_NUM_THREADS={threads:q}; fi; "
         "\"${{launch[@]}}\" finetune --base {input.base:q} --samples {input.samples:q} --imputed {input.imputed:q} "
-        "--snps {input.snps:q} {params.embeddings:q} --connector {params.connector:q} {params.lora:q} "
+        "--snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
+        "--connector {params.connector:q} {params.lora:q} "
         "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
         "--history {output.history:q} --summary {output.summary:q} > {log:q} 2>&1"
 
@@ -86,6 +88,7 @@ rule predict:
     params:
         embeddings=embeddings_arg,
         bf16=["--bf16"] if config["train"]["bf16"] else [],
+        snp_separator=GEN["snp_separator"],
     threads: 1
     resources:
         gpu=LLM["gpus_per_predict"],
@@ -97,5 +100,6 @@ rule predict:
         conda_env("train")
     shell:
         "OMP_NUM_THREADS={threads:q} rgenima predict --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
-        "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} {params.bf16:q} "
+        "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
+        "{params.bf16:q} "
         "--output {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
