@@ -105,3 +105,42 @@ def test_tokens_per_snp_compact_vs_verbose(layout):
     c = token_stats(compact, layout.n_snps, tok)
     v = token_stats(verbose, layout.n_snps, tok)
     assert c["tokens_per_snp"] < v["tokens_per_snp"] / 3
+
+
+def test_unseparated_form_spans_and_permutations(layout):
+    row = np.array([1, 0, 2, 0.9, 0.5, 0.49])
+    text = serialize_genome(row, layout, separator="none")
+    assert text.text == "APOE:10 BIN1:211 CLU:0"
+    assert [text.text[s:e] for _, s, e in text.spans] == ["APOE:10", "BIN1:211", "CLU:0"]
+    texts = GenomeTexts(row[None], ["S1"], layout, separator="none")
+    permuted = texts("S1", permutation_seed(3, "S1", 1))
+    assert sorted(permuted.text.split(" ")) == sorted(text.text.split(" "))
+    assert all(permuted.text[s:e].startswith(g + ":") for g, s, e in permuted.spans)
+    # The verbose form keeps one block per line whatever the separator.
+    assert serialize_genome(row, layout, style="verbose", separator="none").text.count("\n") == 2
+
+
+def test_bad_separator_is_a_clear_error(layout):
+    from rgenima_lib.genetics.serialize import resolve_separator
+
+    row = np.zeros(layout.n_snps)
+    with pytest.raises(ValueError, match=r"one of \['comma', 'none', 'space'\], got 'tab'"):
+        serialize_genome(row, layout, separator="tab")
+    with pytest.raises(ValueError, match="resolve_separator"):
+        GenomeTexts(row[None], ["S1"], layout, separator="auto")
+    with pytest.raises(ValueError, match="got 'tab'"):
+        resolve_separator("tab", None, layout)
+    with pytest.raises(ValueError, match="needs the tokenizer"):
+        resolve_separator("auto", None, layout)
+
+
+def test_wordpiece_keeps_the_spaced_text(layout):
+    """The BERT baselines' WordPiece merges digit runs by value: auto keeps the spaced text, byte for byte."""
+    from rgenima_lib.genetics.serialize import load_tokenizer, resolve_separator, separator_cost
+
+    tok = load_tokenizer()
+    assert not separator_cost(tok, layout, "none")["exact"]
+    assert resolve_separator("auto", tok, layout) == "space"
+    row = np.array([1, 0, 2, 1, 1, 0])
+    assert serialize_genome(row, layout, separator="space").text == serialize_genome(row, layout).text
+    assert serialize_genome(row, layout).text == "APOE: 1 0\nBIN1: 2 1 1\nCLU: 0"
