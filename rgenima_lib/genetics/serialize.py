@@ -166,7 +166,7 @@ def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "comp
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     head, _ = text_form(style, separator)
-    joint = SEPARATORS[separator]
+    joint = SEPARATORS[check_separator(separator)]
     symbols = genotype_symbols(dosage_row)
     if symbols.shape != (layout.n_snps,):
         raise ValueError(f"dosage row has {symbols.size} SNPs, layout {layout.n_snps}")
