@@ -5,15 +5,19 @@ bootstrap iteration. A fixed k caps precision at planted / k whatever the model 
 learnt: with 9 planted genes, 9 / 45 = 0.20. The two selections here choose how many
 items to keep from the data:
 
-- **significance** (:func:`significance_select`): per item, a one-sided t statistic of
-  its subject-level attribution against the subject's median item (``score`` mean; for
-  ROIs with ``contrast``, a Welch t of the stage against NC). With hundreds of subjects
-  nearly every item differs "significantly" from the median for reasons unrelated to the
-  stage (token position, gene length), so the statistics are referred to the *empirical
-  null* of the items themselves (Efron 2004: centre = median, scale = 1.4826 · MAD of
-  the statistics over items): an item is selected when it stands out from the bulk of
-  items, at BH FDR ``alpha``. The test assumes that most items carry no signal
-  (at most about a third of them), which holds for 9 of 105 genes and 5-9 of 109 ROIs.
+- **significance** (:func:`significance_select`): per item, the subject-mean attribution
+  (``score`` mean; for ROIs with ``contrast``, the stage mean minus the NC mean) and its
+  standard error over subjects. With hundreds of subjects nearly every item differs
+  "significantly" from a fixed reference for reasons unrelated to the stage (token
+  position, gene length, a model's idiosyncrasies), so the null is the items' own
+  bulk, a random-effects empirical null (Efron 2004; DerSimonian & Laird 1986):
+  centre = median of the item means, between-item variance τ² = (1.4826 · MAD)² minus
+  the median squared standard error (floored at 0), and
+  z = (mean − centre) / sqrt(τ² + se²). With few subjects se dominates and this is a
+  one-sided z test against the median item; with many, τ does and an item must stand
+  out from the spread of the other items. One-sided p, BH at ``alpha``. The null
+  assumes most items carry no signal (at most about a third), which holds for 9 of
+  105 genes and 5-9 of 109 ROIs.
 - **stability** (:func:`stability_select`, Meinshausen & Bühlmann 2010): B subsamples
   of half the subjects without replacement, the top ``q`` items of each, and the items
   selected in at least ``threshold`` of them. ``q`` follows from the error bound
@@ -68,65 +72,67 @@ def stability_bound(n_items: int, q: int, threshold: float) -> float:
     return q * q / ((2 * threshold - 1) * n_items)
 
 
-def empirical_null_pvalues(statistic: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """One-sided p-values of item statistics against their own bulk (median, MAD).
+def empirical_null_pvalues(mean: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """One-sided p-values of item means against the random-effects null of the items' bulk.
 
     Parameters
     ----------
-    statistic : float[P]
+    mean : float[P]
+        Item statistic (mean attribution, or a difference of means).
+    se : float[P]
+        Its standard error over subjects.
 
     Returns
     -------
     p : float64[P]
-        1 − Φ((t − centre) / scale).
-    centre, scale : float
-        Median and 1.4826 · MAD of the statistics (scale floored at a tiny positive number).
+        1 − Φ((mean − centre) / sqrt(τ² + se²)).
+    centre, tau : float
+        Median of the means and the between-item standard deviation.
     """
-    t = np.asarray(statistic, dtype=np.float64)
-    centre = float(np.median(t))
-    scale = float(_MAD_TO_SD * np.median(np.abs(t - centre)))
-    scale = max(scale, 1e-12 * max(1.0, float(np.abs(t).max(initial=0.0))))
-    return stats.norm.sf((t - centre) / scale), centre, scale
+    m = np.asarray(mean, dtype=np.float64)
+    se = np.asarray(se, dtype=np.float64)
+    centre = float(np.median(m))
+    spread = _MAD_TO_SD * float(np.median(np.abs(m - centre)))
+    tau2 = max(0.0, spread ** 2 - float(np.median(se ** 2)))
+    scale = np.sqrt(tau2 + se ** 2)
+    floor = 1e-12 * max(1.0, float(np.abs(m).max(initial=0.0)))
+    return stats.norm.sf((m - centre) / np.maximum(scale, floor)), centre, float(np.sqrt(tau2))
 
 
-def _paired_t(x: np.ndarray) -> np.ndarray:
-    """float64[P]: t of each column's difference from the row's median item (one row per subject)."""
-    d = x - np.median(x, axis=1, keepdims=True)
-    sd = d.std(axis=0, ddof=1)
-    return d.mean(0) / np.where(sd > 0, sd, np.inf) * np.sqrt(len(d))
-
-
-def _welch_t(x1: np.ndarray, x0: np.ndarray) -> np.ndarray:
-    """float64[P]: Welch t of mean(x1) − mean(x0) per column."""
-    se = np.sqrt(x1.var(0, ddof=1) / len(x1) + x0.var(0, ddof=1) / len(x0))
-    return (x1.mean(0) - x0.mean(0)) / np.where(se > 0, se, np.inf)
+def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64[P] mean and standard error of each column over the rows (subjects)."""
+    return x.mean(0), x.std(0, ddof=1) / np.sqrt(len(x))
 
 
 def significance_select(x: np.ndarray, reference: np.ndarray | None = None, *, alpha: float = 0.05) -> pd.DataFrame:
-    """Items whose attribution stands out from the bulk of items, at BH FDR ``alpha``.
+    """Items whose mean attribution stands out from the bulk of items, at BH FDR ``alpha``.
 
     Parameters
     ----------
     x : float[N, P]
         Subject-level attribution (one row per subject).
     reference : float[N0, P], optional
-        Reference subjects (NC): the statistic is then the Welch t of x against them
-        (the ``contrast`` score), else the paired t against each subject's median item.
+        Reference subjects (NC): the statistic is then mean(x) − mean(reference) (the ``contrast``
+        score, standard errors added in quadrature).
     alpha : float
         FDR level.
 
     Returns
     -------
     DataFrame, P rows in column order
-        statistic, p_value (empirical null), q_bh, selected.
+        statistic (the mean or the difference), se, z, p_value, q_bh, selected.
     """
     x = np.asarray(x, dtype=np.float64)
     if len(x) < 2:
         raise ValueError("the significance selection needs at least 2 subjects")
-    t = _paired_t(x) if reference is None else _welch_t(x, np.asarray(reference, dtype=np.float64))
-    p, _, _ = empirical_null_pvalues(t)
+    mean, se = _mean_se(x)
+    if reference is not None:
+        ref_mean, ref_se = _mean_se(np.asarray(reference, dtype=np.float64))
+        mean, se = mean - ref_mean, np.sqrt(se ** 2 + ref_se ** 2)
+    p, centre, tau = empirical_null_pvalues(mean, se)
     reject, q, _, _ = multipletests(p, alpha=alpha, method="fdr_bh")
-    return pd.DataFrame({"statistic": t, "p_value": p, "q_bh": q, "selected": reject})
+    z = stats.norm.isf(np.clip(p, 1e-300, 1.0))
+    return pd.DataFrame({"statistic": mean, "se": se, "z": z, "p_value": p, "q_bh": q, "selected": reject})
 
 
 def stability_select(x: np.ndarray, reference: np.ndarray | None = None, *, n_subsamples: int = 100,

@@ -9,6 +9,7 @@ attribution-select  dumps -> genes and stage ROIs chosen by significance and by 
 pair-association    genotypes + ROI volumes -> within-stage genotype-volume test of every ROI-gene pair
 attribution-recovery  the above vs the synthetic cohort's truth.json (planted-truth recovery)
 null-control        random-init models on real prompts, labels permuted -> false-positive table
+power               simulated cohorts over N and effect size, a linear model -> recovery table + figure
 
 Tables are TSV; when the model is the demo LLM their first line is the
 comment ``# demo model, random init`` (``read_tsv`` skips it) and Markdown
@@ -267,6 +268,83 @@ def cmd_recovery(args: argparse.Namespace) -> None:
                  row.what, row.stage, row.selection, row.precision, row.precision_cap, row.recall, row.mean_rank_planted, row.mean_rank_random)
 
 
+def cmd_null_control(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, random_gene_set,
+                                                      random_model_dumps)
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+    from rgenima_lib.vocabulary import read_rois_table
+
+    quiet_libraries()
+    require_inputs(args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    panel = read_tsv(args.gene_panel)
+    genes = panel["gene"].astype(str).tolist()
+    gwas = panel["gwas_ad"].astype(int).to_numpy() == 1
+    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
+    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
+                                       gene_orders=args.gene_orders, seed=args.seed)
+    llm = {"hidden_size": args.hidden_size, "n_layers": args.layers, "n_heads": args.heads,
+           "n_kv_heads": args.kv_heads, "intermediate_size": args.intermediate_size}
+    rows = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="null-control-") as work:
+        for seed in range(args.seed, args.seed + args.n_seeds):
+            dumps = random_model_dumps(Path(work) / f"llm{seed}", prompts, genes, rois, seed=seed,
+                                       gene_orders=args.gene_orders, **llm)
+            planted = random_gene_set(len(genes), args.planted_size, seed)
+            for scoring, dump in dumps.items():
+                rows.append(null_findings(dump, gwas, planted, scoring=scoring, seed=seed, n_boot=args.n_boot,
+                                          n_perm=args.n_perm, top_genes=args.top_genes, top_rois=args.top_rois,
+                                          threshold=args.threshold, alpha=args.alpha))
+                log.info("null-control seed %d %s: enrichment P %.3g, BH-significant ROIs %.1f per stage", seed,
+                         scoring, rows[-1]["enrichment_p"], rows[-1]["bh_rois_mean"])
+    rows = pd.DataFrame(rows)
+    summary = false_positive_summary(rows, len(rois), args.alpha)
+    note = (f"null control: {args.n_seeds} random-init models, {len(prompts.samples)} real test prompts, labels "
+            f"permuted by subject; gene orders 1 (paper) and {args.gene_orders} (deconfounded)")
+    write_noted_tsv(rows, args.output, note, float_format="%.6g")
+    write_noted_tsv(summary, args.summary, note, float_format="%.4g")
+    if args.markdown:
+        write_markdown(markdown_table(summary), args.markdown, note)
+    log.info("null-control: %d seeds x %d subjects in %.0f s", args.n_seeds, len(prompts.samples),
+             time.perf_counter() - start)
+
+
+def cmd_power(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.power import power_simulation, power_summary
+    from rgenima_lib.figures.power import plot_power
+    from rgenima_lib.io import load_settings
+    from rgenima_lib.vocabulary import read_rois_table
+
+    require_inputs(args.gene_panel, args.rois)
+    start = time.perf_counter()
+    synthetic = load_settings(args.synthetic)
+    missing = [k for k in ("causal_genes", "stage_atrophy") if k not in synthetic]
+    if missing:
+        raise InputDataError(f"the synthetic settings lack {', '.join(missing)}.", path=args.synthetic,
+                             fix="pass the config's synthetic section (the rule does).")
+    table = power_simulation(read_tsv(args.gene_panel), read_rois_table(args.rois, n_rois=None), synthetic,
+                             sizes=args.sizes, effects=args.effects, replicates=args.replicates,
+                             n_variants=args.n_variants, seed=args.seed, gene_score=args.gene_score,
+                             n_boot=args.n_boot, top_genes=args.top_genes, top_rois=args.top_rois, alpha=args.alpha)
+    note = (f"simulated cohorts, multinomial logistic regression on SNP dosages and ROI volumes; "
+            f"{args.replicates} replicates; gene score {args.gene_score}")
+    write_noted_tsv(table, args.output, note, float_format="%.4g")
+    summary = power_summary(table)
+    if args.markdown:
+        write_markdown(markdown_table(summary), args.markdown, note)
+    plot_power(table, args.png, args.pdf, note=note)
+    for row in summary.itertuples():
+        log.info("power %s N=%d %s %s: precision %.2f recall %.2f", row.effect, row.n_subjects, row.what,
+                 row.selection, row.precision, row.recall)
+    log.info("power: %.0f s", time.perf_counter() - start)
+
+
 # ----------------------------------------------------------------------------- parser
 def _bootstrap_args(p) -> None:
     p.add_argument("--dumps", nargs="+", required=True, help="attention dumps of every fold of one model")
@@ -368,6 +446,55 @@ def register(sub) -> None:
     p.add_argument("--output", required=True)
     p.set_defaults(func=cmd_select)
 
+    p = sub.add_parser("null-control", help="random-init models on real prompts, labels permuted: false positives")
+    p.add_argument("--samples", required=True, help="datasets/{config}/fold{k}/samples.tsv")
+    p.add_argument("--imputed", required=True)
+    p.add_argument("--snps", required=True)
+    p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
+    p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order, gwas_ad)")
+    p.add_argument("--rois", required=True)
+    p.add_argument("--n-seeds", type=int, default=5, help="random-init models (one per seed)")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--gene-orders", type=int, default=4, help="K of the deconfounded scoring")
+    p.add_argument("--limit", type=int, help="first N test samples")
+    p.add_argument("--planted-size", type=int, default=9, help="size of the random 'planted' gene set")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-perm", type=int, default=2000)
+    p.add_argument("--top-genes", type=int, default=45)
+    p.add_argument("--top-rois", type=int, default=10)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--intermediate-size", type=int, default=256)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--output", required=True, help="TSV: one row per seed and scoring")
+    p.add_argument("--summary", required=True, help="TSV: the false-positive table, scorings side by side")
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_null_control)
+
+    p = sub.add_parser("power", help="recovery of the planted genes and ROIs against N and effect size")
+    p.add_argument("--gene-panel", required=True)
+    p.add_argument("--rois", required=True)
+    p.add_argument("--synthetic", required=True, help="the config's synthetic section (JSON text or a YAML file)")
+    p.add_argument("--sizes", nargs="+", type=int, default=[200, 500, 1000, 2000])
+    p.add_argument("--effects", nargs="+", choices=["demo", "gwas"], default=["demo", "gwas"])
+    p.add_argument("--replicates", type=int, default=2)
+    p.add_argument("--n-variants", type=int, default=1500)
+    p.add_argument("--gene-score", choices=["sum", "per_token"], default="per_token")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--top-genes", type=int, default=45)
+    p.add_argument("--top-rois", type=int, default=10)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help="TSV: one row per effect, N, replicate, what, selection")
+    p.add_argument("--markdown", help="means over replicates")
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf")
+    p.set_defaults(func=cmd_power)
+
     p = sub.add_parser("pair-association", help="within-stage genotype-ROI volume association of every pair")
     p.add_argument("--genotypes", required=True, help="genetics/genotypes.npz (QC'd dosage, not imputed)")
     p.add_argument("--snps", required=True, help="snps.tsv (gene of each SNP)")
@@ -377,7 +504,7 @@ def register(sub) -> None:
     p.add_argument("--rois", required=True)
     p.add_argument("--covariates", nargs="*", default=[], help="manifest columns adjusted for (e.g. age sex)")
     p.add_argument("--gene-test", choices=["min_snp", "burden"], default="min_snp")
-    p.add_argument("--min-minor-count", type=int, default=5, help="minor alleles a SNP needs within the stage")
+    p.add_argument("--min-minor-count", type=int, default=10, help="minor alleles a SNP needs within the stage")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--output", required=True)
     p.add_argument("--top", help="TSV of the best-ranked pairs per stage")
