@@ -83,6 +83,15 @@ TEMPLATES: dict[str, str] = {
     "enrichment_md": "attribution/{model}/{dconfig}/enrichment.md",
     "recovery": "attribution/{model}/{dconfig}/recovery.tsv",
     "recovery_md": "attribution/{model}/{dconfig}/recovery.md",
+    "selection": "attribution/{model}/{dconfig}/selection.tsv",
+    "pair_association": "attribution/pair_association/pairs.tsv",
+    "pair_association_top": "attribution/pair_association/top.tsv",
+    "null_control_rows": "attribution/null_control/seeds.tsv",
+    "null_control": "attribution/null_control/false_positives.tsv",
+    "null_control_md": "attribution/null_control/false_positives.md",
+    "power": "attribution/power/power.tsv",
+    "power_md": "attribution/power/power.md",
+    "power_figure": "attribution/power/power.{ext}",
     # figures
     "figure": "figures/{model}/{dconfig}/figure{n}.{ext}",
     # the report

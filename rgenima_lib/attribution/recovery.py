@@ -14,6 +14,15 @@ random items mean the model or the rollout carries no signal; ranked high but
 not selected means the bootstrap threshold drops them. The model's test
 accuracy sits in the same file (``model_accuracy``): at chance level the
 model itself has learnt nothing to attribute.
+
+Selections (column ``selection``): ``top_k`` is the paper's fixed rule, whose
+``precision_cap`` = planted / k is the best precision it can reach whatever
+the model has learnt (9 planted of 45 genes: 0.20); ``significance`` and
+``stability`` (:mod:`rgenima_lib.attribution.selection`) choose their size
+from the data (cap 1); ``association`` is the within-stage genotype–volume
+test of the pairs (:mod:`rgenima_lib.attribution.pair_association`), a data
+reference beside the attention score. The mean ranks of one item kind are
+those of its own score, the same for every selection of it.
 """
 
 from __future__ import annotations
@@ -21,15 +30,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RECOVERY_COLUMNS = ["what", "stage", "n_planted", "n_found", "true_positives", "precision", "recall",
+RECOVERY_COLUMNS = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives", "precision", "recall",
                     "mean_rank_planted", "mean_rank_random", "n_ranked", "planted", "found"]
 
 
-def _row(what, stage, planted, found, ranks=None, n_ranked=None) -> dict:
+def _row(what, stage, planted, found, ranks=None, n_ranked=None, selection="top_k", k=None) -> dict:
     planted, found = list(dict.fromkeys(planted)), list(dict.fromkeys(found))
     tp = len(set(planted) & set(found))
     ranks = [r for r in (ranks or []) if r is not None]
-    return {"what": what, "stage": stage, "n_planted": len(planted), "n_found": len(found), "true_positives": tp,
+    cap = min(1.0, len(planted) / k) if k else 1.0
+    return {"what": what, "stage": stage, "selection": selection, "precision_cap": cap, "n_planted": len(planted), "n_found": len(found), "true_positives": tp,
             "precision": tp / len(found) if found else np.nan, "recall": tp / len(planted) if planted else np.nan,
             "mean_rank_planted": float(np.mean(ranks)) if ranks else np.nan,
             "mean_rank_random": (n_ranked + 1) / 2 if n_ranked else np.nan, "n_ranked": n_ranked or 0,
@@ -37,7 +47,9 @@ def _row(what, stage, planted, found, ranks=None, n_ranked=None) -> dict:
 
 
 def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: pd.DataFrame,
-                   top_n: int = 20) -> pd.DataFrame:
+                   top_n: int = 20, *, selections: pd.DataFrame | None = None,
+                   associations: pd.DataFrame | None = None, top_genes: int | None = None,
+                   top_rois: int | None = None) -> pd.DataFrame:
     """Precision / recall of the planted truth.
 
     Parameters
@@ -52,22 +64,40 @@ def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: 
         :func:`~rgenima_lib.attribution.bootstrap.bootstrap_pairs` (stage, roi, gene, stability).
     top_n : int
         Pairs counted as "found" per stage.
+    selections : DataFrame, optional
+        :func:`~rgenima_lib.attribution.selection.select_genes` /
+        :func:`~rgenima_lib.attribution.selection.select_stage_rois` rows (what, stage, item,
+        selection, selected): one more row per selection.
+    associations : DataFrame, optional
+        :func:`~rgenima_lib.attribution.pair_association.pair_association` (stage, roi, gene,
+        rank, significant): one ``association`` row per stage for the pairs.
+    top_genes, top_rois : int, optional
+        The k of the paper's rule, for its precision cap (pairs: ``top_n``).
 
     Returns
     -------
     DataFrame
-        :data:`RECOVERY_COLUMNS`; one row for genes, one per stage for ROIs and for pairs.
+        :data:`RECOVERY_COLUMNS`; per selection, one row for genes, one per stage for ROIs and for pairs.
     """
+    chosen = {} if selections is None else {
+        key: t.loc[t["selected"].astype(bool), "item"].tolist()
+        for key, t in selections.groupby(["what", "stage", "selection"], sort=False)}
+    methods = [] if selections is None else list(dict.fromkeys(selections["selection"]))
     rows = []
     rank = dict(zip(genes["gene"], genes["rank"]))
     causal = [c["gene"] for c in truth.get("causal_genes", []) if c["gene"] in rank]
     rows.append(_row("causal genes", "all", causal, genes.loc[genes["stable"], "gene"],
-                     [rank[g] for g in causal], len(genes)))
+                     [rank[g] for g in causal], len(genes), k=top_genes))
+    rows += [_row("causal genes", "all", causal, chosen.get(("genes", "all", m), []), [rank[g] for g in causal],
+                  len(genes), selection=m) for m in methods]
     for stage, t in rois.groupby("stage", sort=False):
         planted = [p["roi"] for p in truth.get("stage_rois", {}).get(stage, [])]
         r = dict(zip(t["roi"], t["rank"]))
-        rows.append(_row("stage ROIs", stage, [p for p in planted if p in r], t.loc[t["stable"], "roi"],
-                         [r[p] for p in planted if p in r], len(t)))
+        planted = [p for p in planted if p in r]
+        rows.append(_row("stage ROIs", stage, planted, t.loc[t["stable"], "roi"], [r[p] for p in planted], len(t),
+                         k=top_rois))
+        rows += [_row("stage ROIs", stage, planted, chosen.get(("stage ROIs", stage, m), []),
+                      [r[p] for p in planted], len(t), selection=m) for m in methods]
     for stage, t in pairs.groupby("stage", sort=False):
         planted = [(p["roi"], p["gene"]) for p in truth.get("roi_gene_pairs", []) if stage in p["stages"]]
         ordered = t.assign(_s=t["stability"].fillna(-np.inf)).sort_values(
@@ -76,5 +106,14 @@ def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: 
         position = {k: i + 1 for i, k in enumerate(keys)}
         planted = [p for p in planted if p in position]
         rows.append(_row("ROI-gene pairs", stage, [f"{r}~{g}" for r, g in planted],
-                         [f"{r}~{g}" for r, g in keys[:top_n]], [position[p] for p in planted], len(keys)))
+                         [f"{r}~{g}" for r, g in keys[:top_n]], [position[p] for p in planted], len(keys), k=top_n))
+    if associations is not None:
+        for stage, t in associations.groupby("stage", sort=False):
+            planted = [(p["roi"], p["gene"]) for p in truth.get("roi_gene_pairs", []) if stage in p["stages"]]
+            position = dict(zip(zip(t["roi"], t["gene"]), t["rank"]))
+            planted = [p for p in planted if p in position]
+            found = t.loc[t["significant"].astype(bool)]
+            rows.append(_row("ROI-gene pairs", stage, [f"{r}~{g}" for r, g in planted],
+                             [f"{r}~{g}" for r, g in zip(found["roi"], found["gene"])],
+                             [position[p] for p in planted], len(t), selection="association"))
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

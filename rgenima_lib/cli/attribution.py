@@ -5,7 +5,11 @@ bootstrap-genes     dumps of all folds -> stable genes (paper 2.2)
 bootstrap-rois      dumps -> stable ROIs per stage + permutation test vs NC with BH FDR (paper 2.3)
 bootstrap-roi-gene  dumps -> ROI-gene bootstrap mean, CI, stability per stage (paper 4.3)
 enrichment          stable genes x GWAS flag of the panel -> one-sided Fisher test (paper 2.2)
+attribution-select  dumps -> genes and stage ROIs chosen by significance and by stability selection
+pair-association    genotypes + ROI volumes -> within-stage genotype-volume test of every ROI-gene pair
 attribution-recovery  the above vs the synthetic cohort's truth.json (planted-truth recovery)
+null-control        random-init models on real prompts, labels permuted -> false-positive table
+power               simulated cohorts over N and effect size, a linear model -> recovery table + figure
 
 Tables are TSV; when the model is the demo LLM their first line is the
 comment ``# demo model, random init`` (``read_tsv`` skips it) and Markdown
@@ -179,15 +183,74 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
              res.n_stable, res.universe, res.stable_gwas, res.n_gwas, res.p_value, res.odds_ratio)
 
 
+def cmd_select(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.selection import select_genes, select_stage_rois
+
+    dump = load_pooled(args.dumps)
+    methods = [m for m in args.methods if m != "top_k"]
+    options = {"alpha": args.alpha, "n_subsamples": args.n_subsamples, "expected_false": args.expected_false,
+               "threshold": args.stability_threshold, "seed": args.seed}
+    if not methods:
+        table = pd.DataFrame(columns=["what", "stage", "item", "selection", "selected"])
+    else:
+        table = pd.concat([
+            select_genes(dump.gene_importance, dump.genes, methods=methods, tokens=dump.gene_tokens,
+                         score=args.gene_score, **options),
+            select_stage_rois(dump.roi_importance, dump.label, dump.rois, methods=methods, score=args.roi_score,
+                              **options)], ignore_index=True)
+    write_noted_tsv(table, args.output, dump.note, float_format="%.6g")
+    for (what, stage, method), t in table.groupby(["what", "stage", "selection"], sort=False):
+        log.info("attribution-select %s %s %s: %d selected (%s)", what, stage, method, int(t["selected"].sum()),
+                 ", ".join(t.loc[t["selected"].astype(bool), "item"]))
+
+
+def cmd_pair_association(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.pair_association import pair_association, top_associations
+    from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
+    from rgenima_lib.vocabulary import read_rois_table
+
+    require_inputs(args.genotypes, args.snps, args.volumes, args.manifest, args.gene_panel, args.rois)
+    geno = load_genotypes(args.genotypes)
+    snps = read_snps(args.snps).set_index("snp").reindex(geno["snps"])
+    volumes = read_tsv(args.volumes, dtype={"subject": str}).set_index("subject")
+    manifest = read_tsv(args.manifest, dtype={"subject": str}).set_index("subject")
+    genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
+    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
+    subjects = [s for s in geno["subjects"] if s in volumes.index and s in manifest.index]
+    if not subjects:
+        raise InputDataError("no subject has both a genotype and ROI volumes.", path=args.volumes,
+                             fix="check that the imaging and genetics stages ran on the same cohort.")
+    row = {s: i for i, s in enumerate(geno["subjects"])}
+    scale = volumes.loc[subjects, "voxel_volume_mm3"].to_numpy(float)[:, None] if "voxel_volume_mm3" in volumes else 1.0
+    covariates = None
+    if args.covariates:
+        cov = manifest.loc[subjects, args.covariates]
+        covariates = pd.get_dummies(cov, drop_first=True, dtype=float).fillna(cov.mean(numeric_only=True)).to_numpy()
+    table = pair_association(geno["dosage"][[row[s] for s in subjects]], snps["gene"].astype(str).to_numpy(),
+                             snps.index.to_numpy(), genes, volumes.loc[subjects, rois].to_numpy(float) * scale,
+                             rois, manifest.loc[subjects, "stage"].astype(str).to_numpy(), covariates=covariates,
+                             gene_test=args.gene_test, alpha=args.alpha, min_minor_count=args.min_minor_count)
+    write_noted_tsv(table, args.output, float_format="%.6g")
+    if args.top:
+        write_noted_tsv(top_associations(table, args.n_top), args.top, float_format="%.6g")
+    for stage, t in table.groupby("stage", sort=False):
+        log.info("pair-association %s: %d subjects, %d of %d pairs with BH q < %.2g", stage,
+                 int(t["n_subjects"].iloc[0]), int(t["significant"].sum()), len(t), args.alpha)
+
+
 def cmd_recovery(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.recovery import recovery_table
 
-    require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []))
+    require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []), args.selections,
+                   args.associations)
     truth = json.loads(Path(args.truth).read_text())
     genes, rois, pairs = read_tsv(args.genes), read_tsv(args.rois), read_tsv(args.pairs)
     for t in (genes, rois):
         t["stable"] = t["stable"].astype(bool)
-    table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n)
+    table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n,
+                           selections=read_tsv(args.selections) if args.selections else None,
+                           associations=read_tsv(args.associations) if args.associations else None,
+                           top_genes=args.top_genes, top_rois=args.top_rois)
     note = read_note(args.genes)
     write_noted_tsv(table, args.output, note)
     header = ""
@@ -198,12 +261,89 @@ def cmd_recovery(args: argparse.Namespace) -> None:
                   f"{acc:.1%}; chance (majority stage) "
                   f"{max((dump.label == s).mean() for s in set(dump.label.tolist())):.1%}.\n\n")
     if args.markdown:
-        cols = ["what", "stage", "n_planted", "n_found", "true_positives", "precision", "recall",
+        cols = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives", "precision", "recall",
                 "mean_rank_planted", "mean_rank_random"]
         write_markdown(header + markdown_table(table[cols]), args.markdown, note)
     for row in table.itertuples():
-        log.info("recovery %s %s: precision %.2f recall %.2f (planted mean rank %.1f vs random %.1f)", row.what,
-                 row.stage, row.precision, row.recall, row.mean_rank_planted, row.mean_rank_random)
+        log.info("recovery %s %s %s: precision %.2f (cap %.2f) recall %.2f (planted mean rank %.1f vs random %.1f)",
+                 row.what, row.stage, row.selection, row.precision, row.precision_cap, row.recall, row.mean_rank_planted, row.mean_rank_random)
+
+
+def cmd_null_control(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, random_gene_set,
+                                                      random_model_dumps)
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+    from rgenima_lib.vocabulary import read_rois_table
+
+    quiet_libraries()
+    require_inputs(args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    panel = read_tsv(args.gene_panel)
+    genes = panel["gene"].astype(str).tolist()
+    gwas = panel["gwas_ad"].astype(int).to_numpy() == 1
+    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
+    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
+                                       gene_orders=args.gene_orders, seed=args.seed)
+    llm = {"hidden_size": args.hidden_size, "n_layers": args.layers, "n_heads": args.heads,
+           "n_kv_heads": args.kv_heads, "intermediate_size": args.intermediate_size}
+    rows = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="null-control-") as work:
+        for seed in range(args.seed, args.seed + args.n_seeds):
+            dumps = random_model_dumps(Path(work) / f"llm{seed}", prompts, genes, rois, seed=seed,
+                                       gene_orders=args.gene_orders, **llm)
+            planted = random_gene_set(len(genes), args.planted_size, seed)
+            for scoring, dump in dumps.items():
+                rows.append(null_findings(dump, gwas, planted, scoring=scoring, seed=seed, n_boot=args.n_boot,
+                                          n_perm=args.n_perm, top_genes=args.top_genes, top_rois=args.top_rois,
+                                          threshold=args.threshold, alpha=args.alpha))
+                log.info("null-control seed %d %s: enrichment P %.3g, BH-significant ROIs %.1f per stage", seed,
+                         scoring, rows[-1]["enrichment_p"], rows[-1]["bh_rois_mean"])
+    rows = pd.DataFrame(rows)
+    summary = false_positive_summary(rows, len(rois), args.alpha)
+    note = (f"null control: {args.n_seeds} random-init models, {len(prompts.samples)} real test prompts, labels "
+            f"permuted by subject; gene orders 1 (paper) and {args.gene_orders} (deconfounded)")
+    write_noted_tsv(rows, args.output, note, float_format="%.6g")
+    write_noted_tsv(summary, args.summary, note, float_format="%.4g")
+    if args.markdown:
+        write_markdown(markdown_table(summary), args.markdown, note)
+    log.info("null-control: %d seeds x %d subjects in %.0f s", args.n_seeds, len(prompts.samples),
+             time.perf_counter() - start)
+
+
+def cmd_power(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.power import power_simulation, power_summary
+    from rgenima_lib.figures.power import plot_power
+    from rgenima_lib.io import load_settings
+    from rgenima_lib.vocabulary import read_rois_table
+
+    require_inputs(args.gene_panel, args.rois)
+    start = time.perf_counter()
+    synthetic = load_settings(args.synthetic)
+    missing = [k for k in ("causal_genes", "stage_atrophy") if k not in synthetic]
+    if missing:
+        raise InputDataError(f"the synthetic settings lack {', '.join(missing)}.", path=args.synthetic,
+                             fix="pass the config's synthetic section (the rule does).")
+    table = power_simulation(read_tsv(args.gene_panel), read_rois_table(args.rois, n_rois=None), synthetic,
+                             sizes=args.sizes, effects=args.effects, replicates=args.replicates,
+                             n_variants=args.n_variants, seed=args.seed, gene_score=args.gene_score,
+                             n_boot=args.n_boot, top_genes=args.top_genes, top_rois=args.top_rois, alpha=args.alpha)
+    note = (f"simulated cohorts, multinomial logistic regression on SNP dosages and ROI volumes; "
+            f"{args.replicates} replicates; gene score {args.gene_score}")
+    write_noted_tsv(table, args.output, note, float_format="%.4g")
+    summary = power_summary(table)
+    if args.markdown:
+        write_markdown(markdown_table(summary), args.markdown, note)
+    plot_power(table, args.png, args.pdf, note=note)
+    for row in summary.itertuples():
+        log.info("power %s N=%d %s %s: precision %.2f recall %.2f", row.effect, row.n_subjects, row.what,
+                 row.selection, row.precision, row.recall)
+    log.info("power: %.0f s", time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -286,6 +426,89 @@ def register(sub) -> None:
     p.add_argument("--pairs", required=True)
     p.add_argument("--dumps", nargs="*", help="dumps, for the model's accuracy")
     p.add_argument("--top-n", type=int, default=20, help="top pairs per stage counted as found")
+    p.add_argument("--selections", help="attribution-select output: one more row per selection")
+    p.add_argument("--associations", help="pair-association output: the pairs' data-association row")
+    p.add_argument("--top-genes", type=int, help="k of the paper's gene rule, for its precision cap")
+    p.add_argument("--top-rois", type=int, help="k of the stage-ROI rule, for its precision cap")
     p.add_argument("--output", required=True)
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_recovery)
+
+    p = sub.add_parser("attribution-select", help="genes and stage ROIs by significance / stability selection")
+    p.add_argument("--dumps", nargs="+", required=True, help="attention dumps of every fold of one model")
+    p.add_argument("--methods", nargs="+", choices=["top_k", "significance", "stability"],
+                   default=["significance", "stability"], help="top_k is the bootstrap rules' (ignored here)")
+    p.add_argument("--gene-score", choices=["sum", "per_token"], default="sum")
+    p.add_argument("--roi-score", choices=["mean", "contrast"], default="mean")
+    p.add_argument("--alpha", type=float, default=0.05, help="BH level of the significance selection")
+    p.add_argument("--n-subsamples", type=int, default=100, help="half-subsamples of the stability selection")
+    p.add_argument("--expected-false", type=float, default=1.0, help="E[V] bound that sets q per subsample")
+    p.add_argument("--stability-threshold", type=float, default=0.9, help="selection frequency, in (0.5, 1]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("null-control", help="random-init models on real prompts, labels permuted: false positives")
+    p.add_argument("--samples", required=True, help="datasets/{config}/fold{k}/samples.tsv")
+    p.add_argument("--imputed", required=True)
+    p.add_argument("--snps", required=True)
+    p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
+    p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order, gwas_ad)")
+    p.add_argument("--rois", required=True)
+    p.add_argument("--n-seeds", type=int, default=5, help="random-init models (one per seed)")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--gene-orders", type=int, default=4, help="K of the deconfounded scoring")
+    p.add_argument("--limit", type=int, help="first N test samples")
+    p.add_argument("--planted-size", type=int, default=9, help="size of the random 'planted' gene set")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-perm", type=int, default=2000)
+    p.add_argument("--top-genes", type=int, default=45)
+    p.add_argument("--top-rois", type=int, default=10)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--intermediate-size", type=int, default=256)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--output", required=True, help="TSV: one row per seed and scoring")
+    p.add_argument("--summary", required=True, help="TSV: the false-positive table, scorings side by side")
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_null_control)
+
+    p = sub.add_parser("power", help="recovery of the planted genes and ROIs against N and effect size")
+    p.add_argument("--gene-panel", required=True)
+    p.add_argument("--rois", required=True)
+    p.add_argument("--synthetic", required=True, help="the config's synthetic section (JSON text or a YAML file)")
+    p.add_argument("--sizes", nargs="+", type=int, default=[200, 500, 1000, 2000])
+    p.add_argument("--effects", nargs="+", choices=["demo", "gwas"], default=["demo", "gwas"])
+    p.add_argument("--replicates", type=int, default=2)
+    p.add_argument("--n-variants", type=int, default=1500)
+    p.add_argument("--gene-score", choices=["sum", "per_token"], default="per_token")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--top-genes", type=int, default=45)
+    p.add_argument("--top-rois", type=int, default=10)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help="TSV: one row per effect, N, replicate, what, selection")
+    p.add_argument("--markdown", help="means over replicates")
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf")
+    p.set_defaults(func=cmd_power)
+
+    p = sub.add_parser("pair-association", help="within-stage genotype-ROI volume association of every pair")
+    p.add_argument("--genotypes", required=True, help="genetics/genotypes.npz (QC'd dosage, not imputed)")
+    p.add_argument("--snps", required=True, help="snps.tsv (gene of each SNP)")
+    p.add_argument("--volumes", required=True, help="imaging/qc/roi_voxel_counts.tsv")
+    p.add_argument("--manifest", required=True, help="cohort/manifest.tsv (stage, covariates)")
+    p.add_argument("--gene-panel", required=True)
+    p.add_argument("--rois", required=True)
+    p.add_argument("--covariates", nargs="*", default=[], help="manifest columns adjusted for (e.g. age sex)")
+    p.add_argument("--gene-test", choices=["min_snp", "burden"], default="min_snp")
+    p.add_argument("--min-minor-count", type=int, default=10, help="minor alleles a SNP needs within the stage")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--output", required=True)
+    p.add_argument("--top", help="TSV of the best-ranked pairs per stage")
+    p.add_argument("--n-top", type=int, default=20)
+    p.set_defaults(func=cmd_pair_association)

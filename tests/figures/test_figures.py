@@ -91,3 +91,14 @@ def test_manhattan_blocks_are_contiguous_and_ordered():
                           "stability": [1.0, 2.0, 3.0, 4.0, 5.0]})
     t = manhattan_layout(pairs, ["B", "A"], ["g0", "g1"])
     assert t["roi"].tolist() == ["B", "B", "A", "A"] and t["x"].tolist() == [0, 1, 4, 5]
+
+
+def test_power_figure_draws_recovery_against_n(tmp_path):
+    from rgenima_lib.figures.power import plot_power
+
+    rows = [{"effect": e, "n_subjects": n, "replicate": 0, "what": w, "selection": s, "n_planted": 9, "n_found": 9,
+             "true_positives": 9 * n // 2000, "precision": n / 2000, "recall": n / 2000, "accuracy": 0.5}
+            for e in ("demo", "gwas") for n in (200, 2000) for w in ("genes", "stage ROIs")
+            for s in ("top_k", "significance", "stability")]
+    plot_power(pd.DataFrame(rows), tmp_path / "power.png", tmp_path / "power.pdf", note="test")
+    assert (tmp_path / "power.png").stat().st_size > 5000 and (tmp_path / "power.pdf").exists()

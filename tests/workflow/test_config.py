@@ -29,13 +29,13 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     attributed = len(cfg["attribution"]["models"] or cfg["llm"]["backbones"])  # null: one model per backbone
     once = ["synth_cohort", "manifest", "panel_extract", "plink_qc", "genotype_matrix", "impute_genotypes",
             "snp_text_tokens", "splits", "leakage_audit", "roi_index", "wholebrain_index", "imaging_qc", "roi_montage",
-            "evaluate", "all"]
+            "evaluate", "pair_association", "all"]
     return {**dict.fromkeys(once, 1), "datasets": len(cfg["datasets"]["configs"]),
             "build_demo_llm": backbones, "pretrain_encoder": len(ENCODERS) * folds, "embed": len(ENCODERS) * folds,
             "gene_tokens": folds, "train_baseline": baseline_runs * folds, "finetune": llm_runs * folds,
             "predict": llm_runs * folds, "attribute": attributed * folds,
             **{rule: attributed for rule in ("bootstrap_genes", "bootstrap_rois", "bootstrap_roi_gene", "enrichment",
-                                             "attribution_recovery", "figure_1", "figure_2")}}
+                                             "attribution_recovery", "attribution_select", "figure_1", "figure_2")}}
 
 
 def test_demo_config_validates_and_plans_the_demo(tmp_path):

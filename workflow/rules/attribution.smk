@@ -118,6 +118,147 @@ rule bootstrap_roi_gene:
         "--top {output.top:q} --n-top {params.n_top:q} --output {output.pairs:q} > {log:q} 2>&1"
 
 
+rule attribution_select:
+    """Genes and stage ROIs chosen by significance (BH) and by stability selection, beside the fixed top-k."""
+    input:
+        dumps=attribution_dumps,
+    output:
+        table=R("selection"),
+    params:
+        methods=ATTR["selection"],
+        gene_score=ATTR["gene_score"],
+        roi_score=ATTR["roi_score"],
+        alpha=ATTR["fdr_alpha"],
+        n_subsamples=ATTR["stability_subsamples"],
+        threshold=ATTR["stability_threshold"],
+        expected_false=ATTR["stability_expected_false"],
+        seed=config["seed"],
+    log:
+        log_path("attribution", "select_{model}_{dconfig}"),
+    benchmark:
+        benchmark_path("attribution", "select_{model}_{dconfig}")
+    conda:
+        conda_env("analysis")
+    shell:
+        "rgenima attribution-select --dumps {input.dumps:q} --methods {params.methods:q} "
+        "--gene-score {params.gene_score:q} --roi-score {params.roi_score:q} --alpha {params.alpha:q} "
+        "--n-subsamples {params.n_subsamples:q} --stability-threshold {params.threshold:q} "
+        "--expected-false {params.expected_false:q} --seed {params.seed:q} --output {output.table:q} > {log:q} 2>&1"
+
+
+rule pair_association:
+    """ROI-gene pairs as a data association: within each stage, genotype against ROI volume, BH over the pairs."""
+    input:
+        genotypes=R("genotypes"),
+        snps=R("snps"),
+        volumes=R("roi_voxel_counts"),
+        manifest=R("manifest"),
+        gene_panel=GEN["gene_panel"],
+        rois=IMG["rois_table"],
+    output:
+        pairs=R("pair_association"),
+        top=report(R("pair_association_top"), category="Interpretability", subcategory="ROI-gene association",
+                   caption="../report/attribution_pair_association.rst"),
+    params:
+        covariates=ATTR["pair_covariates"],
+        gene_test=ATTR["pair_gene_test"],
+        min_minor_count=ATTR["pair_min_minor_count"],
+        alpha=ATTR["fdr_alpha"],
+        n_top=ATTR["top_pairs"],
+    log:
+        log_path("attribution", "pair_association"),
+    benchmark:
+        benchmark_path("attribution", "pair_association")
+    conda:
+        conda_env("analysis")
+    shell:
+        "rgenima pair-association --genotypes {input.genotypes:q} --snps {input.snps:q} --volumes {input.volumes:q} "
+        "--manifest {input.manifest:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--covariates {params.covariates:q} --gene-test {params.gene_test:q} "
+        "--min-minor-count {params.min_minor_count:q} --alpha {params.alpha:q} --output {output.pairs:q} "
+        "--top {output.top:q} --n-top {params.n_top:q} > {log:q} 2>&1"
+
+
+rule null_control:
+    """False-positive table: random-init models on real test prompts, labels permuted, both scorings side by side."""
+    input:
+        samples=R("samples", dconfig=ATTR_DCONFIG, k=0),
+        imputed=R("imputed", k=0),
+        snps=R("snps"),
+        embeddings=R("embeddings", encoder="rit", k=0),
+        gene_panel=GEN["gene_panel"],
+        rois=IMG["rois_table"],
+    output:
+        rows=R("null_control_rows"),
+        table=R("null_control"),
+        markdown=report(R("null_control_md"), category="Interpretability", subcategory="Null control",
+                        caption="../report/attribution_null_control.rst"),
+    params:
+        n_seeds=ATTR["null_control"]["n_seeds"],
+        gene_orders=ATTR["null_control"]["gene_orders"],
+        n_perm=ATTR["null_control"]["n_permutations"],
+        limit=["--limit", ATTR["null_control"]["limit"]] if ATTR["null_control"]["limit"] else [],
+        n_boot=ATTR["n_bootstrap"],
+        top_genes=ATTR["top_genes"],
+        top_rois=ATTR["top_rois"],
+        threshold=ATTR["stable_frequency"],
+        alpha=ATTR["fdr_alpha"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        log_path("attribution", "null_control"),
+    benchmark:
+        benchmark_path("attribution", "null_control")
+    conda:
+        conda_env("analysis")
+    shell:
+        "rgenima null-control --samples {input.samples:q} --imputed {input.imputed:q} --snps {input.snps:q} "
+        "--embeddings {input.embeddings:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--n-seeds {params.n_seeds:q} --seed {params.seed:q} --gene-orders {params.gene_orders:q} {params.limit:q} "
+        "--n-boot {params.n_boot:q} --n-perm {params.n_perm:q} --top-genes {params.top_genes:q} "
+        "--top-rois {params.top_rois:q} --threshold {params.threshold:q} --alpha {params.alpha:q} "
+        "--threads {threads:q} --output {output.rows:q} --summary {output.table:q} "
+        "--markdown {output.markdown:q} > {log:q} 2>&1"
+
+
+rule power:
+    """Recovery of the planted genes and ROIs against N and effect size (simulated cohorts, a linear model)."""
+    input:
+        gene_panel=GEN["gene_panel"],
+        rois=IMG["rois_table"],
+    output:
+        table=R("power"),
+        markdown=R("power_md"),
+        png=report(R("power_figure", ext="png"), category="Interpretability", subcategory="Power",
+                   caption="../report/attribution_power.rst"),
+        pdf=R("power_figure", ext="pdf"),
+    params:
+        synthetic=settings_json(config["synthetic"]),
+        sizes=ATTR["power"]["sizes"],
+        effects=ATTR["power"]["effects"],
+        replicates=ATTR["power"]["replicates"],
+        n_variants=ATTR["power"]["n_variants"],
+        gene_score=ATTR["gene_score"],
+        n_boot=ATTR["n_bootstrap"],
+        top_genes=ATTR["top_genes"],
+        top_rois=ATTR["top_rois"],
+        alpha=ATTR["fdr_alpha"],
+        seed=config["seed"],
+    log:
+        log_path("attribution", "power"),
+    benchmark:
+        benchmark_path("attribution", "power")
+    conda:
+        conda_env("analysis")
+    shell:
+        "rgenima power --gene-panel {input.gene_panel:q} --rois {input.rois:q} --synthetic {params.synthetic:q} "
+        "--sizes {params.sizes:q} --effects {params.effects:q} --replicates {params.replicates:q} "
+        "--n-variants {params.n_variants:q} --gene-score {params.gene_score:q} --n-boot {params.n_boot:q} "
+        "--top-genes {params.top_genes:q} --top-rois {params.top_rois:q} --alpha {params.alpha:q} "
+        "--seed {params.seed:q} --output {output.table:q} --markdown {output.markdown:q} --png {output.png:q} "
+        "--pdf {output.pdf:q} > {log:q} 2>&1"
+
+
 rule enrichment:
     """One-sided Fisher exact test of the stable genes against the panel's AD-GWAS genes (paper 2.2)."""
     input:
@@ -147,6 +288,8 @@ if SYNTHETIC:
             genes=rules.bootstrap_genes.output.genes,
             rois=rules.bootstrap_rois.output.rois,
             pairs=rules.bootstrap_roi_gene.output.pairs,
+            selections=rules.attribution_select.output.table,
+            associations=rules.pair_association.output.pairs,
             dumps=attribution_dumps,
         output:
             table=R("recovery"),
@@ -154,6 +297,8 @@ if SYNTHETIC:
                             caption="../report/attribution_recovery.rst"),
         params:
             top_n=ATTR["top_pairs"],
+            top_genes=ATTR["top_genes"],
+            top_rois=ATTR["top_rois"],
         log:
             log_path("attribution", "recovery_{model}_{dconfig}"),
         benchmark:
@@ -162,5 +307,7 @@ if SYNTHETIC:
             conda_env("analysis")
         shell:
             "rgenima attribution-recovery --truth {input.truth:q} --genes {input.genes:q} --rois {input.rois:q} "
-            "--pairs {input.pairs:q} --dumps {input.dumps:q} --top-n {params.top_n:q} --output {output.table:q} "
+            "--pairs {input.pairs:q} --selections {input.selections:q} --associations {input.associations:q} "
+            "--dumps {input.dumps:q} --top-n {params.top_n:q} --top-genes {params.top_genes:q} "
+            "--top-rois {params.top_rois:q} --output {output.table:q} "
             "--markdown {output.markdown:q} > {log:q} 2>&1"

@@ -255,8 +255,10 @@ def get_final_output(wildcards=None):
         logger.warning(f"attribution: no rule makes {' / '.join(missing)}; the attribution tables and Figures 1-2 "
                        "are left out of `all`.")
         return targets
+    # The null control and the power simulation are targets of their own (rules null_control, power): minutes each.
+    targets.append(R("pair_association_top"))
     for model in ATTR_MODELS:
-        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md"]
+        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md", "selection"]
         tables += ["recovery_md"] if SYNTHETIC else []
         targets += [R(name, model=model, dconfig=ATTR_DCONFIG) for name in tables]
         targets += [R("figure", model=model, dconfig=ATTR_DCONFIG, n=n, ext=ext) for n in (1, 2) for ext in ("png", "pdf")]
