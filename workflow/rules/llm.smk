@@ -48,6 +48,7 @@ rule finetune:
         settings=settings_json(config["train"]),
         connector=LLM["connector"],
         lora=["--lora"] if LLM["lora"] else [],
+        gene_input=LLM["gene_input"],
         seed=config["seed"],
     threads: LLM["finetune_threads"]
     resources:
@@ -69,7 +70,8 @@ rule finetune:
         "\"${{launch[@]}}\" finetune --base {input.base:q} --samples {input.samples:q} --imputed {input.imputed:q} "
         "--snps {input.snps:q} {params.embeddings:q} --connector {params.connector:q} {params.lora:q} "
         "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
-        "--history {output.history:q} --summary {output.summary:q} > {log:q} 2>&1"
+        "--gene-input {params.gene_input:q} --history {output.history:q} --summary {output.summary:q} "
+        "> {log:q} 2>&1"
 
 
 rule predict:
