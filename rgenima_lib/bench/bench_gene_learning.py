@@ -224,9 +224,11 @@ def run_one(task: str = "liability", genome: str = "tokens", *, arch: str = "qwe
 
 
 DEFAULT_GRID = [dict(task="apoe", genome="text", steps=150), dict(task="apoe", genome="tokens", steps=150)]
-FULL_GRID = ([dict(task="apoe", genome=g, steps=300) for g in GENOMES]
+FULL_GRID = ([dict(task="apoe", genome=g, steps=300, **size) for g in GENOMES
+              for size in ({"n_genes": 5, "n_variants": 25}, {})]
              + [dict(task="liability", genome="tokens", steps=400, arch=a) for a in ("qwen2", "llama")]
-             + [dict(task="liability", genome="tokens", steps=400, lr=3e-3)])
+             + [dict(task="liability", genome="tokens", steps=800),
+                dict(task="liability", genome="tokens", steps=400, lr=3e-3)])
 """The runs of docs/models.md ("Can the LLM read the genes?")."""
 
 
