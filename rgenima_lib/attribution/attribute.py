@@ -26,7 +26,7 @@ The result is an :class:`~rgenima_lib.attribution.dump_format.AttentionDump`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -37,7 +37,7 @@ from rgenima_lib.attribution.dump_format import AttentionDump
 from rgenima_lib.attribution.rollout import SINK_MODES, StreamingRollout, read_rows, rollout_hooks
 from rgenima_lib.attribution.token_map import TokenMap, token_map
 from rgenima_lib.vocabulary import STAGES
-from rgenima_lib.models.prompting import PromptCollator, PromptSample, end_of_turn_ids
+from rgenima_lib.models.prompting import PromptCollator, end_of_turn_ids
 from rgenima_lib.train.predict import score_answers
 
 
@@ -96,7 +96,7 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
     eot = end_of_turn_ids(tok)
     maps = [token_map(tok, s.genome_text, sp, gene_index, np.asarray(s.visual).shape[0], p, answer_rows,
                       model.image_token_id, eot) for s, sp, p in zip(samples, spans_list, predicted)]
-    with_answer = [PromptSample(s.subject, s.genome_text, p, s.visual, s.presence) for s, p in zip(samples, predicted)]
+    with_answer = [replace(s, stage=p) for s, p in zip(samples, predicted)]
     batch = PromptCollator(tok, with_labels=True)(with_answer)
     batch.pop("labels")
     width = batch["input_ids"].shape[1]
@@ -182,7 +182,7 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
                                                   sink, answer_rows)]
         for o in range(n_extra):  # the same subjects with their gene blocks in another order
             texts = [extra_orders[start + i][o] for i in range(len(chunk))]
-            permuted = [PromptSample(s.subject, t.text, s.stage, s.visual, s.presence) for s, t in zip(chunk, texts)]
+            permuted = [replace(s, genome_text=t.text, genes=getattr(t, "genes", None)) for s, t in zip(chunk, texts)]
             views.append(rollout_batch(model, permuted, [t.spans for t in texts], genes, pred, sink, answer_rows))
         parts.append(BatchAttribution(*(np.mean([getattr(v, f.name) for v in views], axis=0)
                                         for f in fields(BatchAttribution))))

@@ -74,7 +74,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
-                                       gene_orders=args.gene_orders, seed=args.seed, separator=args.snp_separator,
+                                       gene_orders=args.gene_orders, seed=args.seed,
+                                       gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
                                        tokenizer=model.tokenizer)
     note = model_note(args.checkpoint)
     dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,

@@ -43,7 +43,7 @@ def cmd_build_demo_llm(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
-    from rgenima_lib.data.prompt_samples import load_prompt_samples
+    from rgenima_lib.data.prompt_samples import fold_genomes, load_prompt_samples
     from rgenima_lib.models.embedding_cache import load_embeddings
     from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder, load_llm_tokenizer
     from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
@@ -57,11 +57,15 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
                                     "seed": args.seed})
     visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
-    mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora)
+    gene_snps = fold_genomes(args.imputed, args.snps, "tokens").gene_snps if args.gene_input == "tokens" else None
+    mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora, gene_input=args.gene_input,
+                      gene_snps=gene_snps)
     # The text is written for the base model's tokenizer, which the checkpoint keeps: predict picks the same.
     samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit,
-                                  separator=args.snp_separator, tokenizer=load_llm_tokenizer(args.base))
-    log.info("finetune: %d training samples, visual dim %s, %s", len(samples), visual_dim,
+                                  gene_input=args.gene_input, separator=args.snp_separator,
+                                  tokenizer=load_llm_tokenizer(args.base))
+    log.info("finetune: %d training samples, genome as %s, visual dim %s, %s", len(samples), args.gene_input,
+             visual_dim,
              f"DeepSpeed {args.deepspeed}" if args.deepspeed else "plain PyTorch loop")
     result = finetune(args.base, samples, args.output, mcfg, cfg, deepspeed_config=args.deepspeed)
     if dist_info()[0] == 0:
@@ -96,7 +100,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise InputDataError("the checkpoint and --embeddings disagree on whether the model sees images.",
                              path=args.checkpoint, fix="pass the embeddings the model was fine-tuned with.")
     samples = load_prompt_samples(args.samples, "test", args.imputed, args.snps, args.embeddings, limit=args.limit,
-                                  separator=args.snp_separator, tokenizer=model.tokenizer)
+                                  gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
+                                  tokenizer=model.tokenizer)
     table = predict(model, samples, batch_size=args.batch_size, generate=not args.no_generate)
     table["generated_text"] = table["generated_text"].map(escape_text)
     write_tsv(table, args.output)
@@ -138,6 +143,8 @@ def register(sub) -> None:
     _data_args(p)
     p.add_argument("--connector", choices=["linear", "mlp"], default="linear")
     p.add_argument("--lora", action="store_true", help="LoRA adapters instead of full fine-tuning")
+    p.add_argument("--gene-input", choices=["text", "tokens"], default="text",
+                   help="the genome as the paper's SNP text, or one token per gene (a departure; docs/departures.md)")
     p.add_argument("--settings", help="the config's train section: inline JSON or a YAML/JSON file")
     p.add_argument("--deepspeed", help="DeepSpeed JSON (config/deepspeed/zero3.json); omit for the plain loop")
     p.add_argument("--max-steps", type=int)

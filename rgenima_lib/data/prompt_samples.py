@@ -5,7 +5,9 @@ Fine-tuning (``rgenima finetune``), prediction (``rgenima predict``) and attribu
 ``datasets/{config}/fold{k}/samples.tsv`` (``rgenima_lib.data.datasets``) becomes a
 :class:`~rgenima_lib.models.prompting.PromptSample` whose SNP text is rebuilt from the
 fold's imputed genotypes in the row's gene order, and whose visual tokens, for a row with an
-image, come from the encoder's token cache.
+image, come from the encoder's token cache. With ``gene_input="tokens"`` (a departure,
+docs/departures.md) the genome is instead one anchor per gene in the same gene order, with the
+dosages behind them (:mod:`rgenima_lib.genetics.gene_tokens`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from rgenima_lib.data.datasets import read_samples
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.augment import STREAMS, permutation_seed
+from rgenima_lib.genetics.gene_tokens import GeneTokenGenome, GeneTokenTexts
 from rgenima_lib.genetics.serialize import DEFAULT_SEPARATOR, GenomeText, GenomeTexts
 from rgenima_lib.models.embedding_cache import load_embeddings
 from rgenima_lib.models.prompting import PromptSample
@@ -32,20 +35,35 @@ class FoldPrompts:
     ----------
     samples : list of PromptSample, length n
         In sample-table order.
-    genomes : list of GenomeText, length n
-        Each sample's SNP text and the character spans of its gene blocks.
-    texts : GenomeTexts
-        The fold's SNP texts: any subject's genome in any gene order.
+    genomes : list of GenomeText or GeneTokenGenome, length n
+        Each sample's SNP text (or gene anchors) and the character spans of its gene blocks.
+    texts : GenomeTexts or GeneTokenTexts
+        The fold's genomes: any subject's genome in any gene order.
     """
 
     samples: list[PromptSample]
-    genomes: list[GenomeText]
-    texts: GenomeTexts
+    genomes: list[GenomeText | GeneTokenGenome]
+    texts: GenomeTexts | GeneTokenTexts
+
+
+def fold_genomes(imputed: str | Path, snps: str | Path, gene_input: str = "text", separator: str = DEFAULT_SEPARATOR,
+                 tokenizer=None) -> GenomeTexts | GeneTokenTexts:
+    """The fold's genomes in the form the model reads: SNP text (the paper) or gene tokens.
+
+    ``separator`` and ``tokenizer`` choose the text form's genotype separator (see :func:`load_fold_prompts`).
+    """
+    if gene_input == "text":
+        texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer)
+        log.info("SNP text: genotype separator %r (setting %r)", texts.separator, separator)
+        return texts
+    if gene_input == "tokens":
+        return GeneTokenTexts.from_files(imputed, snps)
+    raise ValueError(f"gene_input must be 'text' or 'tokens', not {gene_input!r}")
 
 
 def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
                       embeddings: str | Path | None = None, limit: int | None = None,
-                      separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> FoldPrompts:
+                      gene_input: str = "text", separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> FoldPrompts:
     """The fold's samples of one side as prompts (text rebuilt from genotypes, tokens from the cache).
 
     Parameters
@@ -62,8 +80,10 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
         (every sample is then text only, even a paired one).
     limit : int, optional
         Keep the first ``limit`` samples (smoke runs).
+    gene_input : {"text", "tokens"}
+        The genome as SNP text (the paper) or one token per gene (the model's ``MLLMConfig.gene_input``).
     separator : str
-        Genotype separator (``genetics.snp_separator``); 'auto' picks it for ``tokenizer``
+        Genotype separator of the text form (``genetics.snp_separator``); 'auto' picks it for ``tokenizer``
         (:func:`~rgenima_lib.genetics.serialize.resolve_separator`).
     tokenizer : PreTrainedTokenizerFast, optional
         The LLM's tokenizer (needed for 'auto').
@@ -81,8 +101,7 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
     table = table[table["side"] == side]
     if limit is not None:
         table = table.iloc[:limit]
-    texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer)
-    log.info("SNP text: genotype separator %r (setting %r)", texts.separator, separator)
+    texts = fold_genomes(imputed, snps, gene_input, separator=separator, tokenizer=tokenizer)
     tokens = {}
     if embeddings is not None:
         subjects, arr, presence = load_embeddings(embeddings)
@@ -100,16 +119,19 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
         except KeyError as exc:
             raise InputDataError("subject has no genotypes in the imputed matrix.", path=imputed,
                                  subject=row.subject, fix="rerun impute-genotypes for this fold.") from exc
-        samples.append(PromptSample(row.subject, genome.text, row.stage, visual, presence))
+        samples.append(PromptSample(row.subject, genome.text, row.stage, visual, presence,
+                                    genes=genome.genes if gene_input == "tokens" else None))
         genomes.append(genome)
     return FoldPrompts(samples, genomes, texts)
 
 
 def load_prompt_samples(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
                         embeddings: str | Path | None = None, limit: int | None = None,
-                        separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> list[PromptSample]:
+                        gene_input: str = "text", separator: str = DEFAULT_SEPARATOR,
+                        tokenizer=None) -> list[PromptSample]:
     """The prompts of :func:`load_fold_prompts` alone (fine-tuning, prediction)."""
-    return load_fold_prompts(samples_tsv, side, imputed, snps, embeddings, limit, separator, tokenizer).samples
+    return load_fold_prompts(samples_tsv, side, imputed, snps, embeddings, limit, gene_input, separator,
+                             tokenizer).samples
 
 
 @dataclass
@@ -122,7 +144,7 @@ class AttributionPrompts:
         Test side, with images (samples without one are left out).
     spans : list
         ``GenomeText.spans`` per sample.
-    extra_orders : list of list of GenomeText
+    extra_orders : list of list of GenomeText or GeneTokenGenome
         Per sample, the same genome in ``gene_orders`` seeded gene orders (empty lists for one order).
     """
 
@@ -132,8 +154,8 @@ class AttributionPrompts:
 
 
 def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int | None = None,
-                             gene_orders: int = 1, seed: int = 0, separator: str = DEFAULT_SEPARATOR,
-                             tokenizer=None) -> AttributionPrompts:
+                             gene_orders: int = 1, seed: int = 0, gene_input: str = "text",
+                             separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> AttributionPrompts:
     """The fold's test samples with images, each one's gene spans, and the same genomes in other gene orders.
 
     Parameters
@@ -148,6 +170,8 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
         paper's augmentation, 4.4.2), seeded by (seed, subject, copy) on the
         ``attribution`` seed stream, and keep the own text for the prediction.
     seed : int
+    gene_input : {"text", "tokens"}
+        As :func:`load_fold_prompts`; in the tokens form the other gene orders carry their dosages.
     separator, tokenizer
         As :func:`load_fold_prompts`.
 
@@ -160,8 +184,8 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
     InputDataError
         No test sample has an image.
     """
-    prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit, separator=separator,
-                                tokenizer=tokenizer)
+    prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit, gene_input=gene_input,
+                                separator=separator, tokenizer=tokenizer)
     out, spans, extra = [], [], []
     for sample, genome in zip(prompts.samples, prompts.genomes):
         if sample.visual is None:
@@ -180,5 +204,5 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
     return AttributionPrompts(out, spans, extra)
 
 
-__all__ = ["FoldPrompts", "load_fold_prompts", "load_prompt_samples", "AttributionPrompts",
+__all__ = ["FoldPrompts", "fold_genomes", "load_fold_prompts", "load_prompt_samples", "AttributionPrompts",
            "load_attribution_prompts"]

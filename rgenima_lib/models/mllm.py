@@ -17,11 +17,17 @@ Departures from the paper:
 - LoRA (peft) is optional; the paper fine-tunes all parameters (the default here).
 - The anchor token is added to the tokenizer when missing; its embedding row is
   never read (always overwritten), so no pretrained row changes meaning.
+- ``gene_input="tokens"`` (docs/departures.md): the genome is one token per
+  gene, :class:`GeneTokenEncoder` applied to that gene's dosages, spliced at
+  the gene anchors (:data:`~rgenima_lib.genetics.gene_tokens.GENE_TOKEN`) like
+  the visual tokens at the image anchors. The paper writes the SNPs as text
+  (``gene_input="text"``, the default).
 
 Checkpoint layout (one folder, written atomically)::
 
     <ckpt>/llm/            save_pretrained of the LLM (LoRA merged) + its tokenizer
     <ckpt>/connector.safetensors
+    <ckpt>/gene_encoder.safetensors   (gene_input = "tokens" only)
     <ckpt>/rgenima.json    MLLMConfig, base model path, demo flag, training summary
 """
 
@@ -35,10 +41,12 @@ import torch
 from torch import nn
 
 from rgenima_lib.errors import InputDataError
+from rgenima_lib.genetics.gene_tokens import GENE_TOKEN
 from rgenima_lib.io import atomic_output
 from rgenima_lib.models.prompting import IGNORE_INDEX, IMAGE_TOKEN, ensure_chat_template
 
 CHECKPOINT_FORMAT = "rgenima-mllm/1"
+GENE_INPUTS = ("text", "tokens")
 
 
 @dataclass
@@ -60,6 +68,11 @@ class MLLMConfig:
     lora_dropout : float
     lora_targets : list of str
         Module names that get adapters (Qwen2 and Llama share these).
+    gene_input : {"text", "tokens"}
+        The genome as the paper's SNP text, or one token per gene (a departure).
+    gene_snps : list of int or None
+        ``tokens`` only: SNPs per gene in canonical order (shapes the gene encoder;
+        ``GeneTokenTexts.gene_snps``).
     """
 
     visual_dim: int | None = None
@@ -70,10 +83,20 @@ class MLLMConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    gene_input: str = "text"
+    gene_snps: list[int] | None = None
 
     def __post_init__(self):
         if self.connector not in ("linear", "mlp"):
             raise ValueError(f"connector must be 'linear' or 'mlp', not {self.connector!r}")
+        if self.gene_input not in GENE_INPUTS:
+            raise ValueError(f"gene_input must be one of {GENE_INPUTS}, not {self.gene_input!r}")
+        if (self.gene_input == "tokens") != bool(self.gene_snps):
+            raise ValueError("gene_input='tokens' needs gene_snps (SNPs per gene, from the genotype layout), and "
+                             f"gene_input='text' takes none (got gene_input={self.gene_input!r}, "
+                             f"gene_snps={'none' if not self.gene_snps else len(self.gene_snps)} genes)")
+        if self.gene_snps and min(self.gene_snps) < 1:
+            raise ValueError("every gene needs at least one SNP")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLLMConfig":
@@ -138,13 +161,61 @@ def build_connector(visual_dim: int, hidden_size: int, kind: str) -> nn.Module:
     return nn.Sequential(nn.Linear(visual_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
 
 
-def load_llm_tokenizer(path: str | Path):
-    """The LLM's tokenizer with the image anchor, a pad token, left padding and a chat template."""
+class GeneTokenEncoder(nn.Module):
+    """One token per gene: a per-gene affine map from the gene's SNP dosages to the LLM hidden size.
+
+    Parameters
+    ----------
+    gene_snps : list of int, length n_genes
+        SNPs per gene (canonical order); width = the largest.
+    hidden_size : int
+
+    Notes
+    -----
+    Gene g's token is ``dosages[:n_g] @ weight[g, :n_g] + bias[g]``: the zero
+    padding beyond n_g adds nothing, and the bias is the gene's identity (a
+    gene embedding), so a permuted gene order still tells the genes apart.
+    Initialised like ``nn.Linear`` over n_g inputs.
+    """
+
+    def __init__(self, gene_snps: list[int], hidden_size: int):
+        super().__init__()
+        sizes = torch.as_tensor(gene_snps, dtype=torch.float32)
+        bound = (1.0 / sizes.sqrt())[:, None, None]
+        self.weight = nn.Parameter((torch.rand(len(gene_snps), int(sizes.max()), hidden_size) * 2 - 1) * bound)
+        self.bias = nn.Parameter((torch.rand(len(gene_snps), hidden_size) * 2 - 1) * bound[:, 0])
+
+    def forward(self, dosages: torch.Tensor, gene_ids: torch.Tensor) -> torch.Tensor:
+        """Gene tokens.
+
+        Parameters
+        ----------
+        dosages : float[N, width]
+            Zero-padded dosages of N gene occurrences (any samples, any order).
+        gene_ids : int64[N]
+            Canonical gene of each row.
+
+        Returns
+        -------
+        float[N, hidden]
+        """
+        if dosages.shape[1] != self.weight.shape[1] or int(gene_ids.max()) >= self.weight.shape[0]:
+            raise ValueError(f"gene dosages [{dosages.shape[0]}, {dosages.shape[1]}] (max gene id "
+                             f"{int(gene_ids.max())}) do not fit a gene encoder of {self.weight.shape[0]} genes x "
+                             f"{self.weight.shape[1]} SNPs: the genotype layout differs from the one trained on")
+        weight = self.weight[gene_ids]
+        return torch.einsum("nw,nwh->nh", dosages.to(weight.dtype), weight) + self.bias[gene_ids]
+
+
+def load_llm_tokenizer(path: str | Path, gene_tokens: bool = False):
+    """The LLM's tokenizer with the image anchor (and the gene anchor), a pad token, left padding, a chat template."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))
-    if IMAGE_TOKEN not in tok.get_vocab():
-        tok.add_tokens([IMAGE_TOKEN], special_tokens=True)
+    # Text-mode models never get the gene anchor: an extra row would enter every softmax over the vocabulary.
+    for anchor in [IMAGE_TOKEN] + ([GENE_TOKEN] if gene_tokens else []):
+        if anchor not in tok.get_vocab():
+            tok.add_tokens([anchor], special_tokens=True)
     if tok.pad_token is None:  # Llama-3 ships none; padded positions are masked, so eos is safe.
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -176,7 +247,14 @@ class RGenIMA(nn.Module):
                           build_connector(config.visual_dim, self.causal_lm.config.hidden_size, config.connector))
         if self.connector is not None:
             self.connector.to(next(llm.parameters()).dtype)
+        self.gene_encoder = (GeneTokenEncoder(config.gene_snps, self.causal_lm.config.hidden_size)
+                             if config.gene_input == "tokens" else None)
+        if self.gene_encoder is not None:
+            self.gene_encoder.to(next(llm.parameters()).dtype)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        self.gene_token_id = tokenizer.get_vocab().get(GENE_TOKEN)
+        if self.gene_encoder is not None and self.gene_token_id is None:
+            raise ValueError(f"gene_input='tokens' needs {GENE_TOKEN!r} in the tokenizer (load_llm_tokenizer)")
 
     # ----------------------------------------------------------------- loading / saving
     @classmethod
@@ -187,7 +265,7 @@ class RGenIMA(nn.Module):
 
         llm_path = Path(llm_path)
         check_model_folder(llm_path, fix=BASE_MODEL_FIX)
-        tokenizer = load_llm_tokenizer(llm_path)
+        tokenizer = load_llm_tokenizer(llm_path, gene_tokens=config.gene_input == "tokens")
         llm = AutoModelForCausalLM.from_pretrained(str(llm_path), dtype=dtype,
                                                    attn_implementation=config.attn_implementation)
         if len(tokenizer) > llm.get_input_embeddings().weight.shape[0]:
@@ -226,15 +304,21 @@ class RGenIMA(nn.Module):
         if config.visual_dim is not None and not (path / "connector.safetensors").is_file():
             raise InputDataError("checkpoint of a model with images has no connector.safetensors.", path=path,
                                  fix=fix)
+        if config.gene_input == "tokens" and not (path / "gene_encoder.safetensors").is_file():
+            raise InputDataError("checkpoint of a gene-token model has no gene_encoder.safetensors.", path=path,
+                                 fix=fix)
         if attn_implementation:
             config.attn_implementation = attn_implementation
-        tokenizer = load_llm_tokenizer(path / "llm")
+        tokenizer = load_llm_tokenizer(path / "llm", gene_tokens=config.gene_input == "tokens")
         llm = AutoModelForCausalLM.from_pretrained(str(path / "llm"), dtype=dtype,
                                                    attn_implementation=config.attn_implementation)
         model = cls(llm, tokenizer, config, base_path=meta.get("base_path", ""))
         if model.connector is not None:
             model.connector.load_state_dict(load_file(str(path / "connector.safetensors")))
             model.connector.to(dtype)
+        if model.gene_encoder is not None:
+            model.gene_encoder.load_state_dict(load_file(str(path / "gene_encoder.safetensors")))
+            model.gene_encoder.to(dtype)
         return model
 
     @property
@@ -242,8 +326,8 @@ class RGenIMA(nn.Module):
         """The Hugging Face model itself (inside peft's wrapper when LoRA is on; LoRA layers are injected in place)."""
         return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
 
-    def full_state_dict(self, state_dict: dict | None = None) -> tuple[dict, dict]:
-        """Split a state dict of this module into (LLM, connector) parts, LoRA merged into the base weights.
+    def full_state_dict(self, state_dict: dict | None = None) -> tuple[dict, dict, dict]:
+        """Split a state dict of this module into (LLM, connector, gene encoder) parts, LoRA merged.
 
         Parameters
         ----------
@@ -253,20 +337,23 @@ class RGenIMA(nn.Module):
         sd = self.state_dict() if state_dict is None else state_dict
         llm_sd = {k[len("llm."):]: v for k, v in sd.items() if k.startswith("llm.")}
         conn_sd = {k[len("connector."):]: v.contiguous() for k, v in sd.items() if k.startswith("connector.")}
+        gene_sd = {k[len("gene_encoder."):]: v.contiguous() for k, v in sd.items() if k.startswith("gene_encoder.")}
         if self.mllm_config.lora:
             llm_sd = merge_lora(llm_sd, self.mllm_config.lora_alpha / self.mllm_config.lora_r)
-        return llm_sd, conn_sd
+        return llm_sd, conn_sd, gene_sd
 
     def save_checkpoint(self, path: str | Path, state_dict: dict | None = None, extra: dict | None = None) -> Path:
         """Write the checkpoint folder atomically (see module docstring); returns ``path``."""
         from safetensors.torch import save_file
 
-        llm_sd, conn_sd = self.full_state_dict(state_dict)
+        llm_sd, conn_sd, gene_sd = self.full_state_dict(state_dict)
         with atomic_output(path, directory=True) as tmp:
             self.causal_lm.save_pretrained(tmp / "llm", state_dict=llm_sd)
             self.tokenizer.save_pretrained(tmp / "llm")
             if self.connector is not None:
                 save_file(conn_sd, str(tmp / "connector.safetensors"))
+            if self.gene_encoder is not None:
+                save_file(gene_sd, str(tmp / "gene_encoder.safetensors"))
             cfg = asdict(self.mllm_config)
             meta = {"format": CHECKPOINT_FORMAT, "config": cfg, "base_path": self.base_path,
                     "demo": bool(getattr(self.causal_lm.config, "rgenima_demo", {}).get("demo", False)),
@@ -275,8 +362,9 @@ class RGenIMA(nn.Module):
         return Path(path)
 
     # ----------------------------------------------------------------- forward
-    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings with the visual tokens spliced in at the expanded anchor positions.
+    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None,
+                     gene_dosages: torch.Tensor | None = None, gene_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with the visual tokens spliced in at the expanded anchor positions, gene tokens at the gene anchors.
 
         Parameters
         ----------
@@ -285,12 +373,16 @@ class RGenIMA(nn.Module):
         visual_tokens : float[N_img, d_vis], optional
             All samples' visual tokens in sample-then-ROI order; N_img must equal
             the number of anchor positions in ``input_ids``.
+        gene_dosages : float[N_gene, width], optional
+        gene_ids : int64[N_gene], optional
+            The gene anchors' dosages and genes in sample-then-text order
+            (:class:`PromptCollator`); N_gene must equal the gene anchors in ``input_ids``.
 
         Returns
         -------
         float[B, T, hidden]
         """
-        embeds = self.llm.get_input_embeddings()(input_ids)
+        embeds = self.splice_genes(self.llm.get_input_embeddings()(input_ids), input_ids, gene_dosages, gene_ids)
         is_img = input_ids == self.image_token_id
         n_img = int(is_img.sum())
         if n_img == 0:
@@ -303,9 +395,22 @@ class RGenIMA(nn.Module):
         # masked_scatter fills the True positions in row-major order: sample by sample, ROI by ROI.
         return embeds.masked_scatter(is_img.unsqueeze(-1), projected)
 
+    def splice_genes(self, embeds: torch.Tensor, input_ids: torch.Tensor, gene_dosages: torch.Tensor | None,
+                     gene_ids: torch.Tensor | None) -> torch.Tensor:
+        """``embeds`` float[B, T, hidden] with the gene anchors overwritten by the gene tokens (sample, then text order)."""
+        n_gene = int((input_ids == self.gene_token_id).sum()) if self.gene_token_id is not None else 0
+        n_given = 0 if gene_ids is None else int(gene_ids.shape[0])
+        if n_gene != n_given or (n_gene and self.gene_encoder is None):
+            raise ValueError(f"{n_gene} gene anchors but dosages for {n_given} genes "
+                             f"(gene encoder: {self.gene_encoder is not None})")
+        if n_gene == 0:
+            return embeds
+        tokens = self.gene_encoder(gene_dosages, gene_ids).to(embeds.dtype)
+        return embeds.masked_scatter((input_ids == self.gene_token_id).unsqueeze(-1), tokens)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                 visual_tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                cache=None, use_cache: bool = False, logits_to_keep: int = 0, loss_logits_only: bool = False,
+                gene_dosages: torch.Tensor | None = None, gene_ids: torch.Tensor | None = None, cache=None, use_cache: bool = False, logits_to_keep: int = 0, loss_logits_only: bool = False,
                 **kwargs):
         """One forward pass.
 
@@ -317,6 +422,8 @@ class RGenIMA(nn.Module):
         visual_tokens : float[N_img, d_vis], optional
         labels : int64[B, T], optional
             :data:`IGNORE_INDEX` outside the answer.
+        gene_dosages, gene_ids : optional
+            Gene tokens' inputs (see :meth:`embed_inputs`).
         cache : transformers Cache, optional
         use_cache : bool
         logits_to_keep : int
@@ -339,7 +446,7 @@ class RGenIMA(nn.Module):
             labelled = (labels != IGNORE_INDEX).any(dim=0).nonzero()
             # One extra position: the token before the first answer token predicts it.
             logits_to_keep = int(labels.shape[1] - labelled.min()) + 1 if len(labelled) else 1
-        embeds = self.embed_inputs(input_ids, visual_tokens)
+        embeds = self.embed_inputs(input_ids, visual_tokens, gene_dosages, gene_ids)
         out = self.causal_lm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                              cache=cache, use_cache=use_cache, logits_to_keep=logits_to_keep, **kwargs)
         if labels is not None:

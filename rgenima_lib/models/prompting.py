@@ -30,6 +30,11 @@ Choices and departures from the paper, stated once here:
 - Padding is on the LEFT (every prompt ends at the last column, which the
   scoring and generation with a KV cache need); position ids count real
   tokens only, so a sample's logits do not depend on its batch.
+- With ``llm.gene_input: tokens`` (a departure, docs/departures.md) the SNP
+  text is a run of :data:`~rgenima_lib.genetics.gene_tokens.GENE_TOKEN`
+  anchors, one per gene; they are not expanded (one token per gene), and the
+  model overwrites each with that gene's dosage token, the same splice as the
+  ROI tokens'.
 - ROI tokens whose presence flag is 0 (ROI missing in the subject) keep their
   slot and position id (docs/design.md, "Fixed token order") but are EXCLUDED
   FROM ATTENTION (attention mask 0): no token attends to a fabricated patch.
@@ -44,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rgenima_lib.genetics.gene_tokens import GENE_TOKEN, GeneInput
 from rgenima_lib.vocabulary import STAGES
 
 SYSTEM_PROMPT = ("A chat between a curious user and an artificial intelligence assistant. "
@@ -248,6 +254,9 @@ class PromptSample:
         Cached encoder tokens (109 x 768 RiT, 1 x 512 Med3D); None = no image.
     presence : uint8 array [n_visual] or None
         1 where the ROI exists; None = all present.
+    genes : GeneInput or None
+        The dosages behind the gene anchors of ``genome_text`` (``llm.gene_input: tokens``);
+        None for the paper's SNP text.
     """
 
     subject: str
@@ -255,6 +264,7 @@ class PromptSample:
     stage: str | None = None
     visual: np.ndarray | None = None
     presence: np.ndarray | None = None
+    genes: GeneInput | None = None
 
 
 class PromptCollator:
@@ -278,6 +288,8 @@ class PromptCollator:
     - ``labels`` int64[B, T] (training only).
     - ``visual_tokens`` float32[N_img, d] in sample then ROI order, or absent.
     - ``n_visual`` int64[B]: visual tokens per sample (0 without image).
+    - ``gene_dosages`` float32[N_gene, W] and ``gene_ids`` int64[N_gene], in sample then
+      text order, when the samples carry gene tokens (:attr:`PromptSample.genes`).
     """
 
     def __init__(self, tokenizer, with_labels: bool = True):
@@ -288,6 +300,7 @@ class PromptCollator:
             raise ValueError(f"the tokenizer has no {IMAGE_TOKEN!r} token; build the model with RGenIMA.from_base")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eot_ids = end_of_turn_ids(tokenizer)
+        self.gene_token_id = tokenizer.get_vocab().get(GENE_TOKEN)
 
     def encode(self, sample: PromptSample) -> EncodedPrompt:
         # Not memoised: ~1 ms per paper-length prompt, against ~250 kB per cached one times 10^4 augmented samples.
@@ -295,10 +308,23 @@ class PromptCollator:
                              sample.stage if self.with_labels else None, image_token_id=self.image_token_id,
                              eot_ids=self.eot_ids)
 
+    def gene_rows(self, sample: PromptSample, ids: list[int]) -> GeneInput | None:
+        """The sample's gene input, checked against its anchors (one per gene, in text order)."""
+        n_anchors = ids.count(self.gene_token_id) if self.gene_token_id is not None else 0
+        n_genes = 0 if sample.genes is None else len(sample.genes.gene_ids)
+        if n_anchors != n_genes:
+            raise ValueError(f"{sample.subject}: {n_anchors} gene anchors in the prompt but dosages for {n_genes} "
+                             "genes (gene tokens need the tokens form of the genome and a model built with "
+                             "gene_input='tokens')")
+        return sample.genes
+
     def __call__(self, samples: Sequence[PromptSample]) -> dict[str, torch.Tensor]:
-        rows, visual = [], []
+        rows, visual, genes = [], [], []
         for s in samples:
             enc = self.encode(s)
+            gene_input = self.gene_rows(s, enc.input_ids)
+            if gene_input is not None:
+                genes.append(gene_input)
             ids, labels = enc.input_ids, enc.labels
             attn = [1] * len(ids)
             n_vis = 0
@@ -330,4 +356,10 @@ class PromptCollator:
         batch["n_visual"] = torch.tensor([r[3] for r in rows], dtype=torch.long)
         if visual:
             batch["visual_tokens"] = torch.from_numpy(np.concatenate(visual, axis=0))
+        if genes:
+            width = max(g.dosages.shape[1] for g in genes)
+            if any(g.dosages.shape[1] != width for g in genes):
+                raise ValueError("samples of one batch have gene dosages of different widths (different SNP sets)")
+            batch["gene_dosages"] = torch.from_numpy(np.concatenate([g.dosages for g in genes]).astype(np.float32))
+            batch["gene_ids"] = torch.from_numpy(np.concatenate([g.gene_ids for g in genes]).astype(np.int64))
         return batch

@@ -49,6 +49,7 @@ rule finetune:
         connector=LLM["connector"],
         lora=["--lora"] if LLM["lora"] else [],
         snp_separator=GEN["snp_separator"],
+        gene_input=LLM["gene_input"],
         seed=config["seed"],
     threads: LLM["finetune_threads"]
     resources:
@@ -71,7 +72,8 @@ rule finetune:
         "--snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
         "--connector {params.connector:q} {params.lora:q} "
         "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
-        "--history {output.history:q} --summary {output.summary:q} > {log:q} 2>&1"
+        "--gene-input {params.gene_input:q} --history {output.history:q} --summary {output.summary:q} "
+        "> {log:q} 2>&1"
 
 
 rule predict:
