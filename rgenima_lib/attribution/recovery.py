@@ -14,6 +14,12 @@ random items mean the model or the rollout carries no signal; ranked high but
 not selected means the bootstrap threshold drops them. The model's test
 accuracy sits in the same file (``model_accuracy``): at chance level the
 model itself has learnt nothing to attribute.
+
+A last row per stage, "never-planted ROIs", holds the cohort's leak check
+(:mod:`rgenima_lib.attribution.leak_check`): the never-planted ROI whose volume
+best tells the stage from NC, its AUC, the chance level and the ``leak`` flag.
+A flagged stage means the truth is incomplete or the generator leaks, and its
+"false positives" may be real signal.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 RECOVERY_COLUMNS = ["what", "stage", "n_planted", "n_found", "true_positives", "precision", "recall",
-                    "mean_rank_planted", "mean_rank_random", "n_ranked", "planted", "found"]
+                    "mean_rank_planted", "mean_rank_random", "n_ranked", "planted", "found",
+                    "best_auc", "chance_best_auc", "leak"]
 
 
 def _row(what, stage, planted, found, ranks=None, n_ranked=None) -> dict:
@@ -33,7 +40,8 @@ def _row(what, stage, planted, found, ranks=None, n_ranked=None) -> dict:
             "precision": tp / len(found) if found else np.nan, "recall": tp / len(planted) if planted else np.nan,
             "mean_rank_planted": float(np.mean(ranks)) if ranks else np.nan,
             "mean_rank_random": (n_ranked + 1) / 2 if n_ranked else np.nan, "n_ranked": n_ranked or 0,
-            "planted": ", ".join(planted), "found": ", ".join(found)}
+            "planted": ", ".join(planted), "found": ", ".join(found),
+            "best_auc": np.nan, "chance_best_auc": np.nan, "leak": np.nan}
 
 
 def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: pd.DataFrame,
@@ -77,4 +85,23 @@ def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: 
         planted = [p for p in planted if p in position]
         rows.append(_row("ROI-gene pairs", stage, [f"{r}~{g}" for r, g in planted],
                          [f"{r}~{g}" for r, g in keys[:top_n]], [position[p] for p in planted], len(keys)))
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
+
+
+def leak_rows(leak: pd.DataFrame) -> pd.DataFrame:
+    """The leak check as recovery rows ("never-planted ROIs", one per stage).
+
+    Parameters
+    ----------
+    leak : DataFrame
+        From :func:`rgenima_lib.attribution.leak_check.leak_check`.
+
+    Returns
+    -------
+    DataFrame
+        :data:`RECOVERY_COLUMNS`; ``n_ranked`` = never-planted ROIs tested, ``found`` = the best of them.
+    """
+    rows = [{**_row("never-planted ROIs", r.stage, [], [r.best_roi], None, r.n_never_planted),
+             "mean_rank_random": np.nan, "best_auc": r.best_auc, "chance_best_auc": r.chance_best_auc,
+             "leak": bool(r.leak)} for r in leak.itertuples()]
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

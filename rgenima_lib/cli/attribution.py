@@ -179,7 +179,8 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
 
 
 def cmd_recovery(args: argparse.Namespace) -> None:
-    from rgenima_lib.attribution.recovery import recovery_table
+    from rgenima_lib.attribution.leak_check import leak_check
+    from rgenima_lib.attribution.recovery import leak_rows, recovery_table
 
     require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []))
     truth = json.loads(Path(args.truth).read_text())
@@ -187,6 +188,21 @@ def cmd_recovery(args: argparse.Namespace) -> None:
     for t in (genes, rois):
         t["stable"] = t["stable"].astype(bool)
     table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n)
+    leaks = pd.DataFrame()
+    if args.voxel_counts:
+        require_inputs(args.voxel_counts, args.manifest)
+        manifest = read_tsv(args.manifest, dtype={"subject": str})
+        leak = leak_check(read_tsv(args.voxel_counts, dtype={"subject": str}),
+                          manifest.set_index("subject")["stage"], truth, args.leak_bound)
+        table = pd.concat([table, leak_rows(leak)], ignore_index=True)
+        leaks = leak[leak["leak"]]
+        for row in leak.itertuples():
+            log.info("leak check %s vs NC: best never-planted ROI %s, AUC %.3f (chance %.3f, bound %.2f)",
+                     row.stage, row.best_roi, row.best_auc, row.chance_best_auc, row.bound)
+        for row in leaks.itertuples():
+            log.warning("LEAK: never-planted ROI %s tells %s from NC with AUC %.3f (> bound %.2f and chance %.3f): "
+                        "truth.json misses an effect or the cohort leaks one; its 'false positives' may be real",
+                        row.best_roi, row.stage, row.best_auc, row.bound, row.chance_best_auc)
     note = read_note(args.genes)
     write_noted_tsv(table, args.output, note)
     header = ""
@@ -199,10 +215,19 @@ def cmd_recovery(args: argparse.Namespace) -> None:
     if args.markdown:
         cols = ["what", "stage", "n_planted", "n_found", "true_positives", "precision", "recall",
                 "mean_rank_planted", "mean_rank_random"]
-        write_markdown(header + markdown_table(table[cols]), args.markdown, note)
-    for row in table.itertuples():
+        text = header + markdown_table(table.loc[table["what"] != "never-planted ROIs", cols])
+        if args.voxel_counts:
+            text += ("\n\nLeak check (never-planted ROI volumes, stage vs NC; flagged above the bound and the "
+                     "chance level):\n\n" + markdown_table(leak))
+        write_markdown(text, args.markdown, note)
+    for row in table[table["what"] != "never-planted ROIs"].itertuples():
         log.info("recovery %s %s: precision %.2f recall %.2f (planted mean rank %.1f vs random %.1f)", row.what,
                  row.stage, row.precision, row.recall, row.mean_rank_planted, row.mean_rank_random)
+    if len(leaks) and args.leak_action == "error":
+        raise InputDataError(f"the synthetic cohort leaks: never-planted ROIs tell {', '.join(leaks['stage'])} "
+                             "from NC beyond attribution.leak_auc_bound.",
+                             fix="fix the generator or truth.json (docs/synthetic_cohort.md, 'Leak check'), or set "
+                                 "attribution.leak_action: warn to only flag it.")
 
 
 # ----------------------------------------------------------------------------- parser
@@ -284,6 +309,12 @@ def register(sub) -> None:
     p.add_argument("--pairs", required=True)
     p.add_argument("--dumps", nargs="*", help="dumps, for the model's accuracy")
     p.add_argument("--top-n", type=int, default=20, help="top pairs per stage counted as found")
+    p.add_argument("--voxel-counts", help="imaging/qc/roi_voxel_counts.tsv, for the cohort's leak check")
+    p.add_argument("--manifest", help="cohort/manifest.tsv (subject, stage), with --voxel-counts")
+    p.add_argument("--leak-bound", type=float, default=0.65,
+                   help="attribution.leak_auc_bound: never-planted ROI AUC above which a stage is flagged")
+    p.add_argument("--leak-action", choices=["warn", "error"], default="warn",
+                   help="attribution.leak_action: flag and warn, or fail, when a stage leaks")
     p.add_argument("--output", required=True)
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_recovery)

@@ -140,19 +140,24 @@ rule enrichment:
 if SYNTHETIC:
 
     rule attribution_recovery:
-        """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again (synthetic cohort)."""
+        """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again, and the cohort's leak check."""
         input:
             truth=TRUTH,
             genes=rules.bootstrap_genes.output.genes,
             rois=rules.bootstrap_rois.output.rois,
             pairs=rules.bootstrap_roi_gene.output.pairs,
             dumps=attribution_dumps,
+            # the leak check: never-planted ROI volumes must not tell a stage from NC
+            voxel_counts=R("roi_voxel_counts"),
+            manifest=R("manifest"),
         output:
             table=R("recovery"),
             markdown=report(R("recovery_md"), category="Interpretability", subcategory="{model} ({dconfig})",
                             caption="../report/attribution_recovery.rst"),
         params:
             top_n=ATTR["top_pairs"],
+            leak_bound=ATTR["leak_auc_bound"],
+            leak_action=ATTR["leak_action"],
         log:
             log_path("attribution", "recovery_{model}_{dconfig}"),
         benchmark:
@@ -161,5 +166,6 @@ if SYNTHETIC:
             conda_env("analysis")
         shell:
             "rgenima attribution-recovery --truth {input.truth:q} --genes {input.genes:q} --rois {input.rois:q} "
-            "--pairs {input.pairs:q} --dumps {input.dumps:q} --top-n {params.top_n:q} --output {output.table:q} "
-            "--markdown {output.markdown:q} > {log:q} 2>&1"
+            "--pairs {input.pairs:q} --dumps {input.dumps:q} --top-n {params.top_n:q} "
+            "--voxel-counts {input.voxel_counts:q} --manifest {input.manifest:q} --leak-bound {params.leak_bound:q} "
+            "--leak-action {params.leak_action:q} --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
