@@ -23,6 +23,12 @@ from the data (cap 1); ``association`` is the within-stage genotype–volume
 test of the pairs (:mod:`rgenima_lib.attribution.pair_association`), a data
 reference beside the attention score. The mean ranks of one item kind are
 those of its own score, the same for every selection of it.
+
+A last row per stage, "never-planted ROIs", holds the cohort's leak check
+(:mod:`rgenima_lib.attribution.leak_check`): the never-planted ROI whose volume
+best tells the stage from NC, its AUC, the chance level and the ``leak`` flag.
+A flagged stage means the truth is incomplete or the generator leaks, and its
+"false positives" may be real signal.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RECOVERY_COLUMNS = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives", "precision", "recall",
-                    "mean_rank_planted", "mean_rank_random", "n_ranked", "planted", "found"]
+RECOVERY_COLUMNS = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives",
+                    "precision", "recall", "mean_rank_planted", "mean_rank_random", "n_ranked", "planted", "found",
+                    "best_auc", "chance_best_auc", "leak"]
 
 
 def _row(what, stage, planted, found, ranks=None, n_ranked=None, selection="top_k", k=None) -> dict:
@@ -43,7 +50,8 @@ def _row(what, stage, planted, found, ranks=None, n_ranked=None, selection="top_
             "precision": tp / len(found) if found else np.nan, "recall": tp / len(planted) if planted else np.nan,
             "mean_rank_planted": float(np.mean(ranks)) if ranks else np.nan,
             "mean_rank_random": (n_ranked + 1) / 2 if n_ranked else np.nan, "n_ranked": n_ranked or 0,
-            "planted": ", ".join(planted), "found": ", ".join(found)}
+            "planted": ", ".join(planted), "found": ", ".join(found),
+            "best_auc": np.nan, "chance_best_auc": np.nan, "leak": np.nan}
 
 
 def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: pd.DataFrame,
@@ -116,4 +124,23 @@ def recovery_table(truth: dict, genes: pd.DataFrame, rois: pd.DataFrame, pairs: 
             rows.append(_row("ROI-gene pairs", stage, [f"{r}~{g}" for r, g in planted],
                              [f"{r}~{g}" for r, g in zip(found["roi"], found["gene"])],
                              [position[p] for p in planted], len(t), selection="association"))
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
+
+
+def leak_rows(leak: pd.DataFrame) -> pd.DataFrame:
+    """The leak check as recovery rows ("never-planted ROIs", one per stage).
+
+    Parameters
+    ----------
+    leak : DataFrame
+        From :func:`rgenima_lib.attribution.leak_check.leak_check`.
+
+    Returns
+    -------
+    DataFrame
+        :data:`RECOVERY_COLUMNS`; ``n_ranked`` = never-planted ROIs tested, ``found`` = the best of them.
+    """
+    rows = [{**_row("never-planted ROIs", r.stage, [], [r.best_roi], None, r.n_never_planted, selection="volume_auc"),
+             "mean_rank_random": np.nan, "best_auc": r.best_auc, "chance_best_auc": r.chance_best_auc,
+             "leak": bool(r.leak)} for r in leak.itertuples()]
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)

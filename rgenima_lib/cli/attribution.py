@@ -240,7 +240,8 @@ def cmd_pair_association(args: argparse.Namespace) -> None:
 
 
 def cmd_recovery(args: argparse.Namespace) -> None:
-    from rgenima_lib.attribution.recovery import recovery_table
+    from rgenima_lib.attribution.leak_check import leak_check
+    from rgenima_lib.attribution.recovery import leak_rows, recovery_table
 
     require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []), args.selections,
                    args.associations)
@@ -252,6 +253,21 @@ def cmd_recovery(args: argparse.Namespace) -> None:
                            selections=read_tsv(args.selections) if args.selections else None,
                            associations=read_tsv(args.associations) if args.associations else None,
                            top_genes=args.top_genes, top_rois=args.top_rois)
+    leaks = pd.DataFrame()
+    if args.voxel_counts:
+        require_inputs(args.voxel_counts, args.manifest)
+        manifest = read_tsv(args.manifest, dtype={"subject": str})
+        leak = leak_check(read_tsv(args.voxel_counts, dtype={"subject": str}),
+                          manifest.set_index("subject")["stage"], truth, args.leak_bound)
+        table = pd.concat([table, leak_rows(leak)], ignore_index=True)
+        leaks = leak[leak["leak"]]
+        for row in leak.itertuples():
+            log.info("leak check %s vs NC: best never-planted ROI %s, AUC %.3f (chance %.3f, bound %.2f)",
+                     row.stage, row.best_roi, row.best_auc, row.chance_best_auc, row.bound)
+        for row in leaks.itertuples():
+            log.warning("LEAK: never-planted ROI %s tells %s from NC with AUC %.3f (> bound %.2f and chance %.3f): "
+                        "truth.json misses an effect or the cohort leaks one; its 'false positives' may be real",
+                        row.best_roi, row.stage, row.best_auc, row.bound, row.chance_best_auc)
     note = read_note(args.genes)
     write_noted_tsv(table, args.output, note)
     header = ""
@@ -264,10 +280,20 @@ def cmd_recovery(args: argparse.Namespace) -> None:
     if args.markdown:
         cols = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives", "precision", "recall",
                 "mean_rank_planted", "mean_rank_random"]
-        write_markdown(header + markdown_table(table[cols]), args.markdown, note)
-    for row in table.itertuples():
+        text = header + markdown_table(table.loc[table["what"] != "never-planted ROIs", cols])
+        if args.voxel_counts:
+            text += ("\n\nLeak check (never-planted ROI volumes, stage vs NC; flagged above the bound and the "
+                     "chance level):\n\n" + markdown_table(leak))
+        write_markdown(text, args.markdown, note)
+    for row in table[table["what"] != "never-planted ROIs"].itertuples():
         log.info("recovery %s %s %s: precision %.2f (cap %.2f) recall %.2f (planted mean rank %.1f vs random %.1f)",
-                 row.what, row.stage, row.selection, row.precision, row.precision_cap, row.recall, row.mean_rank_planted, row.mean_rank_random)
+                 row.what, row.stage, row.selection, row.precision, row.precision_cap, row.recall,
+                 row.mean_rank_planted, row.mean_rank_random)
+    if len(leaks) and args.leak_action == "error":
+        raise InputDataError(f"the synthetic cohort leaks: never-planted ROIs tell {', '.join(leaks['stage'])} "
+                             "from NC beyond attribution.leak_auc_bound.",
+                             fix="fix the generator or truth.json (docs/synthetic_cohort.md, 'Leak check'), or set "
+                                 "attribution.leak_action: warn to only flag it.")
 
 
 def cmd_null_control(args: argparse.Namespace) -> None:
@@ -431,6 +457,12 @@ def register(sub) -> None:
     p.add_argument("--associations", help="pair-association output: the pairs' data-association row")
     p.add_argument("--top-genes", type=int, help="k of the paper's gene rule, for its precision cap")
     p.add_argument("--top-rois", type=int, help="k of the stage-ROI rule, for its precision cap")
+    p.add_argument("--voxel-counts", help="imaging/qc/roi_voxel_counts.tsv, for the cohort's leak check")
+    p.add_argument("--manifest", help="cohort/manifest.tsv (subject, stage), with --voxel-counts")
+    p.add_argument("--leak-bound", type=float, default=0.65,
+                   help="attribution.leak_auc_bound: never-planted ROI AUC above which a stage is flagged")
+    p.add_argument("--leak-action", choices=["warn", "error"], default="warn",
+                   help="attribution.leak_action: flag and warn, or fail, when a stage leaks")
     p.add_argument("--output", required=True)
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_recovery)

@@ -20,13 +20,20 @@ def cmd_synth_cohort(args: argparse.Namespace) -> None:
     from rgenima_lib.vocabulary import read_rois_table
 
     settings = load_settings(args.settings)
+    # The generator knobs are optional here (the schema gives the workflow their defaults).
+    knobs = {k: settings[k] for k in ("roi_volume_cv", "min_imaged_per_stage", "n_genotype_only",
+                                       "genetic_effect_scale", "atrophy_scale", "purpose") if k in settings}
     truth = write_synthetic_cohort(
         args.out_dir, read_tsv(args.gene_panel), read_rois_table(args.rois),
         n_subjects=settings["n_subjects"], voxel_size_mm=settings["voxel_size_mm"],
         n_variants=settings["n_variants"], seed=args.seed, image_fraction=settings["image_fraction"],
         genotype_fraction=settings["genotype_fraction"], noise_sd=settings["liability_noise_sd"],
         causal_genes=settings["causal_genes"], stage_atrophy=settings["stage_atrophy"],
-        roi_gene_pairs=settings["roi_gene_pairs"], n_jobs=args.jobs)
+        roi_gene_pairs=settings["roi_gene_pairs"], n_jobs=args.jobs, **knobs)
+    if truth["generator"]["purpose"] == "calibration":
+        log.warning("synthetic cohort is a calibration cohort (genetic effects x %g, atrophy x %g): a positive "
+                    "control, not a realistic cohort", truth["generator"]["genetic_effect_scale"],
+                    truth["generator"]["atrophy_scale"])
     log.info("synthetic cohort: %d subjects (%s), %d with image, %d genotyped -> %s",
              truth["n_subjects"], ", ".join(f"{k} {v}" for k, v in truth["stage_counts"].items()),
              truth["n_with_image"], truth["n_with_genotype"], args.out_dir)

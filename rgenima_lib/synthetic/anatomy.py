@@ -94,7 +94,7 @@ FLUID_LABELS = (LEFT_LV, RIGHT_LV, LEFT_ILV, RIGHT_ILV, THIRD_VENTRICLE,
 _FOV_LO_MM = np.array([-88.0, -123.0, -72.0])
 _FOV_SHAPE_1MM = (177, 213, 171)
 
-_UNLABELLED_BRAIN = -1  # marks brain-mask voxels without a label while warping
+UNLABELLED_BRAIN = -1  # marks brain-mask voxels without a label while warping
 
 
 @dataclass(eq=False)
@@ -495,7 +495,7 @@ def _assemble(labels, intensity, head, affine, brain_mask) -> Phantom:
     tissue = (labels > 0) & ~np.isin(labels, FLUID_LABELS)
     depth = ndi.distance_transform_edt(tissue, sampling=voxel_mm).astype(np.float32)
     bboxes = {i + 1: box for i, box in enumerate(ndi.find_objects(labels)) if box is not None}
-    warp_labels = np.where((labels == 0) & brain_mask, _UNLABELLED_BRAIN, labels)
+    warp_labels = np.where((labels == 0) & brain_mask, UNLABELLED_BRAIN, labels)
     phantom = Phantom(labels=labels.astype(np.int32), intensity=intensity.astype(np.float32),
                       head=head.astype(np.float32), affine=affine,
                       brain_mask=brain_mask, depth_mm=depth, bboxes=bboxes,

@@ -20,11 +20,14 @@ PAPER_AGE = {"NC": (73.29, 6.16), "SMC": (72.33, 5.67), "MCI": (73.06, 7.57), "A
 PAPER_FEMALE = {"NC": 349, "SMC": 59, "MCI": 370, "AD": 149}
 
 
-def stage_counts(n_subjects: int, proportions: dict[str, int] | None = None) -> dict[str, int]:
+def stage_counts(n_subjects: int, proportions: dict[str, int] | None = None,
+                 min_per_stage: int = 1) -> dict[str, int]:
     """Split ``n_subjects`` over the stages in the paper's proportions.
 
-    Largest-remainder rounding, with at least one subject per stage whenever
-    ``n_subjects >= 4`` so that every class exists even in a tiny demo.
+    Largest-remainder rounding, with at least ``min_per_stage`` subjects per
+    stage (at most ``n_subjects // 4``) so that every class exists even in a
+    tiny demo, and small classes (SMC is 5 % in the paper) keep enough
+    subjects to be learnt and checked.
 
     Parameters
     ----------
@@ -32,6 +35,8 @@ def stage_counts(n_subjects: int, proportions: dict[str, int] | None = None) -> 
         Cohort size.
     proportions : dict, optional
         Stage -> weight; defaults to the paper's 644 / 100 / 916 / 338.
+    min_per_stage : int
+        Floor per stage; the subjects it adds are taken from the largest stages.
 
     Returns
     -------
@@ -43,8 +48,9 @@ def stage_counts(n_subjects: int, proportions: dict[str, int] | None = None) -> 
     counts = np.floor(exact).astype(int)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n_subjects - counts.sum()]] += 1
-    if n_subjects >= len(STAGES):
-        while (counts == 0).any():
+    floor = min(max(min_per_stage, 1), n_subjects // len(STAGES))
+    if floor > 0:
+        while (counts < floor).any():
             counts[np.argmax(counts)] -= 1
             counts[np.argmin(counts)] += 1
     return dict(zip(STAGES, counts.tolist()))

@@ -1,9 +1,9 @@
 """One synthetic subject rendered from the phantom: pose, deformation, atrophy, bias, noise.
 
 :func:`render_subject` moves the phantom's anatomy (:mod:`rgenima_lib.synthetic.anatomy`)
-by a random affine and a smooth displacement field, removes the planted
-fraction of chosen labels from their boundary inwards, and adds a bias field
-and Rician noise. Every random number comes from the generator it is given,
+by a random affine and a smooth displacement field, removes the requested
+fraction of chosen labels from their boundary inwards (the subject's own
+anatomy plus any planted atrophy), and adds a bias field and Rician noise. Every random number comes from the generator it is given,
 drawn in one fixed order, so the same generator state gives identical images.
 """
 
@@ -15,7 +15,10 @@ from typing import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-from rgenima_lib.synthetic.anatomy import CSF, CSF_INTENSITY, FLUID_LABELS, Phantom
+from rgenima_lib.synthetic.anatomy import CSF_INTENSITY, FLUID_LABELS, UNLABELLED_BRAIN, Phantom
+
+MAX_LOSS = 0.8
+"""Largest fraction of a label :func:`render_subject` removes (anatomy and atrophy together)."""
 
 
 @dataclass(eq=False)
@@ -155,13 +158,18 @@ def _bias_field(shape, log_bias: np.ndarray) -> np.ndarray:
 
 
 def _apply_atrophy(phantom: Phantom, atrophy: Mapping[int, float]):
-    """Shrink labels from their boundary inwards; freed voxels become CSF.
+    """Shrink labels from their boundary inwards; freed voxels become unlabelled, CSF-dark brain.
+
+    The freed voxels keep no label of their own (aparc+aseg 0 inside the brain
+    mask, like the sulcal CSF recon-all leaves unlabelled), so no ROI grows
+    with atrophy, and they stay out of every per-subject statistic taken over
+    labelled voxels (the intensity window of ROI extraction).
 
     Parameters
     ----------
     phantom : Phantom
     atrophy : Mapping[int, float]
-        label -> fraction f of its voxels to remove, 0 <= f <= 0.6.
+        label -> fraction f of its voxels to remove, 0 <= f <= MAX_LOSS.
 
     Returns
     -------
@@ -172,8 +180,8 @@ def _apply_atrophy(phantom: Phantom, atrophy: Mapping[int, float]):
     """
     todo = {int(k): float(f) for k, f in atrophy.items() if float(f) != 0.0}
     for label, frac in todo.items():
-        if not 0.0 <= frac <= 0.6 + 1e-6:  # float32(0.6) from a clipped table is allowed
-            raise ValueError(f"atrophy of label {label} must be within 0..0.6, got {frac}")
+        if not 0.0 <= frac <= MAX_LOSS + 1e-6:  # float32(0.8) from a clipped table is allowed
+            raise ValueError(f"atrophy of label {label} must be within 0..{MAX_LOSS}, got {frac}")
         if label not in phantom.bboxes or label in FLUID_LABELS:
             raise ValueError(f"label {label} is not an atrophiable phantom structure")
     if not todo:
@@ -193,10 +201,10 @@ def _apply_atrophy(phantom: Phantom, atrophy: Mapping[int, float]):
             # Nuclei shrink from their own boundary; the pad makes the bbox edge count.
             dist = ndi.distance_transform_edt(np.pad(inside, 1), sampling=voxel_mm)
             key = dist[1:-1, 1:-1, 1:-1][inside] + 1e-4 * depth
-        n_remove = int(round(min(frac, 0.6) * key.size))
+        n_remove = int(round(min(frac, MAX_LOSS) * key.size))
         chosen = np.argsort(key, kind="stable")[:n_remove]
         where = tuple(ix[chosen] for ix in np.nonzero(inside))
-        labels[box][where] = CSF
+        labels[box][where] = UNLABELLED_BRAIN
         head[box][where] = CSF_INTENSITY
     return labels, head
 
@@ -217,8 +225,9 @@ def render_subject(phantom: Phantom, atrophy: Mapping[int, float],
     phantom : Phantom
         From :func:`rgenima_lib.synthetic.anatomy.build_phantom`; not modified.
     atrophy : Mapping[int, float]
-        FreeSurfer label -> fraction (0..0.6) of its voxels to remove, those
-        nearest its boundary first; they become CSF (24). Applied in phantom
+        FreeSurfer label -> fraction (0..MAX_LOSS) of its voxels to remove,
+        those nearest its boundary first; they become unlabelled brain
+        (aparc+aseg 0, CSF intensity), never another ROI. Applied in phantom
         space, before the subject's deformation.
     rng : numpy.random.Generator
         Source of every random choice; the same state gives identical images,

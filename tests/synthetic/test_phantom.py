@@ -84,19 +84,24 @@ def test_atrophy_removes_the_requested_fraction(phantom, label):
     shrunk = _counts(_render(phantom, {label: 0.3}, 3).aparc_aseg)
     assert base[label] > 0
     assert 1 - shrunk[label] / base[label] == pytest.approx(0.3, abs=0.08)
-    assert shrunk[anatomy.CSF] > base[anatomy.CSF]  # the lost tissue became CSF
+    # The lost tissue becomes unlabelled, CSF-dark brain: no ROI token (CSF included) grows with atrophy.
+    assert np.array_equal(np.delete(shrunk, [0, label]), np.delete(base, [0, label]))
+    before, after = (_render(phantom, atr, 3) for atr in ({}, {label: 0.3}))
+    freed = (before.aparc_aseg == label) & (after.aparc_aseg == 0)
+    assert freed.sum() > 0 and (after.norm[freed] > 0).all()  # still inside the brain mask
+    assert after.norm[freed].mean() < 0.6 * before.norm[freed].mean()
 
 
 def test_atrophy_leaves_other_labels_alone(phantom):
     base = _counts(_render(phantom, {}, 4).aparc_aseg)
     shrunk = _counts(_render(phantom, {53: 0.4}, 4).aparc_aseg)
-    others = [label for label in ROI_LABELS if label not in (53, anatomy.CSF)]
+    others = [label for label in ROI_LABELS if label != 53]
     assert np.array_equal(base[others], shrunk[others])
 
 
 def test_atrophy_out_of_range_is_rejected(phantom):
-    with pytest.raises(ValueError, match="0..0.6"):
-        _render(phantom, {17: 0.7}, 0)
+    with pytest.raises(ValueError, match="0..0.8"):
+        _render(phantom, {17: 0.85}, 0)
     with pytest.raises(ValueError, match="not an atrophiable"):
         _render(phantom, {4: 0.1}, 0)
 

@@ -282,7 +282,7 @@ rule enrichment:
 if SYNTHETIC:
 
     rule attribution_recovery:
-        """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again (synthetic cohort)."""
+        """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again, and the cohort's leak check."""
         input:
             truth=TRUTH,
             genes=rules.bootstrap_genes.output.genes,
@@ -291,6 +291,9 @@ if SYNTHETIC:
             selections=rules.attribution_select.output.table,
             associations=rules.pair_association.output.pairs,
             dumps=attribution_dumps,
+            # the leak check: never-planted ROI volumes must not tell a stage from NC
+            voxel_counts=R("roi_voxel_counts"),
+            manifest=R("manifest"),
         output:
             table=R("recovery"),
             markdown=report(R("recovery_md"), category="Interpretability", subcategory="{model} ({dconfig})",
@@ -299,6 +302,8 @@ if SYNTHETIC:
             top_n=ATTR["top_pairs"],
             top_genes=ATTR["top_genes"],
             top_rois=ATTR["top_rois"],
+            leak_bound=ATTR["leak_auc_bound"],
+            leak_action=ATTR["leak_action"],
         log:
             log_path("attribution", "recovery_{model}_{dconfig}"),
         benchmark:
@@ -309,5 +314,6 @@ if SYNTHETIC:
             "rgenima attribution-recovery --truth {input.truth:q} --genes {input.genes:q} --rois {input.rois:q} "
             "--pairs {input.pairs:q} --selections {input.selections:q} --associations {input.associations:q} "
             "--dumps {input.dumps:q} --top-n {params.top_n:q} --top-genes {params.top_genes:q} "
-            "--top-rois {params.top_rois:q} --output {output.table:q} "
+            "--top-rois {params.top_rois:q} --voxel-counts {input.voxel_counts:q} --manifest {input.manifest:q} "
+            "--leak-bound {params.leak_bound:q} --leak-action {params.leak_action:q} --output {output.table:q} "
             "--markdown {output.markdown:q} > {log:q} 2>&1"
