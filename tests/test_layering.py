@@ -58,6 +58,7 @@ ARGPARSE_ALLOWED: dict[str, str] = {
     "rgenima_lib/synthetic/rois_table.py": "python -m rgenima_lib.synthetic.rois_table config/rois.tsv",
     "rgenima_lib/bench/__main__.py": "python -m rgenima_lib.bench (make bench)",
     "rgenima_lib/bench/bench_llm.py": "python -m rgenima_lib.bench.bench_llm --gpu, and its CPU worker processes",
+    "rgenima_lib/bench/gpu_check.py": "python -m rgenima_lib.bench.gpu_check (make gpu-check), a script run on a GPU node",
 }
 
 
