@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv, run the whole pipeline on the embedded synthetic cohort, write results/report.html
 #   make test   set up .venv and run the test suite (unit + integration, < 10 min on 2 cores)
-# Also: make e2e (slow end-to-end tests), make bench (benchmarks -> results/bench/), make lint.
+# Also: make e2e (slow end-to-end tests), make bench (benchmarks -> results/bench/), make gpu-check, make lint.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -18,7 +18,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test e2e bench lint plink2 clean-results
+.PHONY: setup demo test e2e bench gpu-check lint plink2 clean-results
 
 setup: $(STAMP) plink2
 
@@ -54,6 +54,10 @@ e2e: setup
 
 bench: setup
 	$(BIN)/python -m rgenima_lib.bench --out results/bench --docs docs/benchmarks.md
+
+# On one CUDA GPU (< 5 min): ZeRO-3 fine-tuning steps and a rollout pass at 7B width, measured next to `rgenima plan`.
+gpu-check: setup
+	$(BIN)/python -m rgenima_lib.bench.gpu_check --out results/bench/gpu.json
 
 lint: setup
 	$(BIN)/snakemake --lint --configfile config/demo.yaml --workflow-profile none

@@ -61,6 +61,8 @@ TEMPLATES: dict[str, str] = {
     "baseline_history": "baselines/{model}/{dconfig}/fold{k}/history.tsv",
     # LLM models
     "demo_llm": "llm/base/{backbone}",
+    "llm_resource_plan": "llm/plan/{backbone}.json",
+    "llm_resource_plan_table": "llm/plan/{backbone}.tsv",
     "llm_checkpoint": "llm/{model}/{dconfig}/fold{k}/checkpoint",
     "llm_history": "llm/{model}/{dconfig}/fold{k}/history.tsv",
     "llm_finetune_summary": "llm/{model}/{dconfig}/fold{k}/finetune.json",

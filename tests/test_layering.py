@@ -60,6 +60,7 @@ ARGPARSE_ALLOWED: dict[str, str] = {
     "rgenima_lib/bench/bench_llm.py": "python -m rgenima_lib.bench.bench_llm --gpu, and its CPU worker processes",
     "rgenima_lib/bench/bench_gene_learning.py": "python -m rgenima_lib.bench.bench_gene_learning --task ... reruns "
                                                 "one measurement of docs/models.md",
+    "rgenima_lib/bench/gpu_check.py": "python -m rgenima_lib.bench.gpu_check (make gpu-check), a script run on a GPU node",
 }
 
 

@@ -114,7 +114,8 @@ def cpu_worker(n_snps: int, batch: int, steps: int) -> dict:
         samples = _samples(batch * (steps + 1), n_snps, N_ROIS, RIT_DIM)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         res = finetune(base, samples, None, MLLMConfig(visual_dim=RIT_DIM),
-                       FinetuneConfig(lr=1e-4, epochs=1, batch_size_per_gpu=batch, max_steps=steps + 1, bf16=False))
+                       FinetuneConfig(lr=1e-4, epochs=1, batch_size_per_gpu=batch, grad_accum=1,
+                                      max_steps=steps + 1, bf16=False, gradient_checkpointing=False))
     timed = res.history[1:]  # the first step pays one-off costs (allocator, kernels)
     tokens, secs = sum(h["tokens"] for h in timed), sum(h["seconds"] for h in timed)
     n_params = sum(p.numel() for p in res.module.parameters())
@@ -197,8 +198,8 @@ def gpu_bench(out: Path, steps: int = 8, batch: int = 16, smoke: bool = False) -
         for ckpt in (False, True):
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            cfg = FinetuneConfig(lr=2e-6, epochs=1, batch_size_per_gpu=batch, max_steps=steps + 2, bf16=True,
-                                 gradient_checkpointing=ckpt)
+            cfg = FinetuneConfig(lr=2e-6, epochs=1, batch_size_per_gpu=batch, grad_accum=1, max_steps=steps + 2,
+                                 bf16=True, gradient_checkpointing=ckpt)
             t0 = time.perf_counter()
             try:
                 res = finetune(base, samples, None, MLLMConfig(visual_dim=RIT_DIM), cfg,

@@ -1,4 +1,7 @@
-"""``rgenima`` subcommands of the LLM stage: build-demo-llm, finetune, predict.
+"""``rgenima`` subcommands of the LLM stage: build-demo-llm, plan, finetune, predict.
+
+``plan`` checks, from the model's ``config.json`` alone, that fine-tuning fits the GPUs
+it asks for (rgenima_lib.train.resource_plan), and stops with the fix when it does not.
 
 ``finetune`` is launched by ``torchrun --nproc_per_node N`` (N = the job's GPUs)
 with ``--deepspeed config/deepspeed/zero3.json``; without them it runs a plain
@@ -40,6 +43,35 @@ def cmd_build_demo_llm(args: argparse.Namespace) -> None:
     log.info("demo LLM (%s; %s) -> %s", args.arch, DEMO_NOTE, args.output)
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    from rgenima_lib.train.resource_plan import (ModelShape, PlanSettings, check_plan, make_plan,
+                                                 require_attn_implementation)
+
+    require_inputs(args.model, args.samples)
+    require_attn_implementation(args.attn_implementation)
+    train_samples = None
+    if args.samples:
+        # A pipeline output: the fold's samples table; its train side is one epoch.
+        train_samples = int((read_tsv(args.samples)["side"] == "train").sum())
+    settings = PlanSettings.from_sections(load_settings(args.train), load_settings(args.plan), gpus=args.gpus,
+                                          attn_implementation=args.attn_implementation,
+                                          train_samples=train_samples)
+    config_json = args.model if args.model.endswith(".json") else f"{args.model}/config.json"
+    plan = make_plan(ModelShape.from_model_folder(args.model), settings, model=args.name or args.model)
+    table = pd.DataFrame(plan.rows())
+    print(table.to_string(index=False))
+    hours = f"{plan.hours_per_epoch:.1f} h per epoch" if plan.hours_per_epoch is not None else "CPU run"
+    log.info("plan %s: %.1f GB per GPU of %s (%s), %d tokens and %d steps per epoch, %s", plan.model, plan.total_gb,
+             f"{settings.gpu_memory_gb:g} GB" if settings.gpus else "no GPU", "fits" if plan.fits else "DOES NOT FIT",
+             plan.tokens_per_epoch, plan.steps_per_epoch, hours)
+    # The figures are written first: a refused plan still shows where the memory goes.
+    if args.output_tsv:
+        write_tsv(table, args.output_tsv)
+    check_plan(plan, path=config_json)
+    if args.output_json:
+        write_json(plan.to_json(), args.output_json)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
@@ -47,19 +79,21 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from rgenima_lib.models.embedding_cache import load_embeddings
     from rgenima_lib.models.mllm import BASE_MODEL_FIX, MLLMConfig, check_model_folder, load_llm_tokenizer
     from rgenima_lib.train.finetune import FinetuneConfig, dist_info, finetune
+    from rgenima_lib.train.resource_plan import require_attn_implementation
 
     quiet_libraries()
     _quiet_deepspeed()
     require_inputs(args.base, args.samples, args.imputed, args.snps, args.embeddings, args.deepspeed)
     # Before any data is read: a wrong --base is the most common first-run mistake with real weights.
     check_model_folder(args.base, fix=BASE_MODEL_FIX)
+    require_attn_implementation(args.attn_implementation)
     settings = load_settings(args.settings)
     cfg = FinetuneConfig.from_dict({**settings, **({"max_steps": args.max_steps} if args.max_steps else {}),
                                     "seed": args.seed})
     visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1]) if args.embeddings else None
     gene_snps = fold_genomes(args.imputed, args.snps, "tokens").gene_snps if args.gene_input == "tokens" else None
     mcfg = MLLMConfig(visual_dim=visual_dim, connector=args.connector, lora=args.lora, gene_input=args.gene_input,
-                      gene_snps=gene_snps)
+                      gene_snps=gene_snps, attn_implementation=args.attn_implementation)
     # The text is written for the base model's tokenizer, which the checkpoint keeps: predict picks the same.
     samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit,
                                   gene_input=args.gene_input, separator=args.snp_separator,
@@ -138,6 +172,18 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_build_demo_llm)
 
+    p = sub.add_parser("plan", help="per-GPU memory and time per epoch of fine-tuning; refuses what cannot fit")
+    p.add_argument("--model", required=True, help="the base LLM folder (or its config.json)")
+    p.add_argument("--name", help="label of the model in the output (default: --model)")
+    p.add_argument("--train", required=True, help="the config's train section: inline JSON or a YAML/JSON file")
+    p.add_argument("--plan", required=True, help="the config's llm.plan section: inline JSON or a YAML/JSON file")
+    p.add_argument("--gpus", type=int, required=True, help="GPUs of one fine-tuning job (0: CPU, nothing to check)")
+    p.add_argument("--attn-implementation", default="sdpa", help="sdpa, eager or flash_attention_2")
+    p.add_argument("--samples", help="a fold's samples.tsv: its train rows replace llm.plan.train_samples")
+    p.add_argument("--output-tsv", help="TSV: GB per GPU of each memory term (written even when refused)")
+    p.add_argument("--output-json", help="JSON: the whole plan (written only when it fits)")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("finetune", help="fine-tune connector + LLM (torchrun + DeepSpeed ZeRO-3, or plain on CPU)")
     p.add_argument("--base", required=True, help="local LLM folder (real weights or the demo LLM)")
     _data_args(p)
@@ -145,6 +191,7 @@ def register(sub) -> None:
     p.add_argument("--lora", action="store_true", help="LoRA adapters instead of full fine-tuning")
     p.add_argument("--gene-input", choices=["text", "tokens"], default="text",
                    help="the genome as the paper's SNP text, or one token per gene (a departure; docs/departures.md)")
+    p.add_argument("--attn-implementation", default="sdpa", help="sdpa, eager or flash_attention_2")
     p.add_argument("--settings", help="the config's train section: inline JSON or a YAML/JSON file")
     p.add_argument("--deepspeed", help="DeepSpeed JSON (config/deepspeed/zero3.json); omit for the plain loop")
     p.add_argument("--max-steps", type=int)

@@ -166,7 +166,8 @@ def test_demo_model_fits_a_planted_signal(base):
     torch.set_num_threads(1)  # tiny matrices: one thread is as fast and immune to other jobs on the cores
     try:
         res = finetune(base, samples, None, MLLMConfig(visual_dim=D_VIS),
-                       FinetuneConfig(lr=5e-3, epochs=100, batch_size_per_gpu=16, max_steps=60, seed=0, bf16=False))
+                       FinetuneConfig(lr=5e-3, epochs=100, batch_size_per_gpu=16, grad_accum=1, max_steps=60, seed=0,
+                                      bf16=False, gradient_checkpointing=False))
     finally:
         torch.set_num_threads(threads)
     losses = [h["loss"] for h in res.history]

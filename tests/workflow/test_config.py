@@ -31,7 +31,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
             "snp_text_tokens", "splits", "leakage_audit", "roi_index", "wholebrain_index", "imaging_qc", "roi_montage",
             "evaluate", "pair_association", "all"]
     return {**dict.fromkeys(once, 1), "datasets": len(cfg["datasets"]["configs"]),
-            "build_demo_llm": backbones, "pretrain_encoder": len(ENCODERS) * folds, "embed": len(ENCODERS) * folds,
+            "build_demo_llm": backbones, "resource_plan": backbones, "pretrain_encoder": len(ENCODERS) * folds, "embed": len(ENCODERS) * folds,
             "gene_tokens": folds, "train_baseline": baseline_runs * folds, "finetune": llm_runs * folds,
             "predict": llm_runs * folds, "attribute": attributed * folds,
             **{rule: attributed for rule in ("bootstrap_genes", "bootstrap_rois", "bootstrap_roi_gene", "enrichment",
@@ -69,7 +69,11 @@ def test_paper_settings_in_main_config():
     assert (cfg["imaging"]["roi_size"], cfg["imaging"]["n_rois"]) == (96, 109)
     assert cfg["genetics"]["plink"] == {"geno": 0.95, "maf": 0.05, "hwe": 1e-6}
     assert cfg["attribution"]["n_bootstrap"] == 1000
-    assert (cfg["train"]["lr"], cfg["train"]["epochs"], cfg["train"]["batch_size_per_gpu"]) == (2e-6, 3, 16)
+    assert (cfg["train"]["lr"], cfg["train"]["epochs"]) == (2e-6, 3)
+    # 16 per GPU x 8 GPUs, as 8 x 2 accumulated with checkpointing: what fits 80 GB (docs/resources.md).
+    train = cfg["train"]
+    assert train["batch_size_per_gpu"] * train["grad_accum"] * cfg["llm"]["gpus_per_finetune"] == 16 * 8
+    assert train["gradient_checkpointing"] is True
     assert set(cfg["llm"]["backbones"]) == {"qwen", "llama"}
 
 
@@ -138,3 +142,25 @@ def test_the_per_encoder_embed_batch_size_is_gone():
     with pytest.raises(WorkflowError, match="embed_batch_size"):
         _validated({"encoders": {"rit": {"embed_batch_size": 8}}})
     assert _validated({"encoders": {"embed_batch_size": 8}})["encoders"]["embed_batch_size"] == 8
+
+
+def test_finetune_waits_for_the_resource_plan_and_a_config_that_cannot_fit_is_refused_while_planning(tmp_path):
+    import json
+
+    from rgenima_lib.result_paths import result_path
+
+    work = make_workdir(tmp_path)
+    target = result_path("llm_checkpoint", model="rgenima_qwen", dconfig="image_gene", k=0)
+    proc = run_snakemake(work, "-n", target, configfile=work / "config" / "demo.yaml")
+    assert planned_jobs(proc.stdout)["resource_plan"] == 1, proc.stdout[-3000:]
+    # Real weights on 8 GPUs at the paper's 16 per GPU without checkpointing: no job is planned at all.
+    model = tmp_path / "qwen7b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+        "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064}))
+    proc = plan_with(tmp_path / "refused", f"synthetic:\n  enabled: true\nfreesurfer:\n  mode: precomputed\n"
+                               f"llm:\n  gpus_per_finetune: 8\n  backbones: {{qwen: {{model_path: {model}}}}}\n"
+                               "train:\n  batch_size_per_gpu: 16\n  grad_accum: 1\n  gradient_checkpointing: false\n")
+    assert proc.returncode != 0
+    assert "train.gradient_checkpointing: true" in proc.stdout and "Job stats" not in proc.stdout

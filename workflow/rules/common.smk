@@ -14,6 +14,7 @@ from rgenima_lib.models.backbones import backbone_config_error, demo_arch
 from rgenima_lib.model_ids import ENCODERS, llm_model_id, llm_model_parts, model_wildcard, visual_encoder
 from rgenima_lib.result_paths import benchmark_path, log_path
 from rgenima_lib.result_paths import result_path as R
+from rgenima_lib.train.resource_plan import ModelShape, PlanSettings, check_plan, make_plan
 
 # --- Inputs --------------------------------------------------------------------------------------------------
 
@@ -75,6 +76,29 @@ LLM = config["llm"]
 if backbone_config_error(LLM):
     raise WorkflowError(backbone_config_error(LLM))
 ATTR = config["attribution"]
+
+
+def check_resource_plans():
+    """Refuse, before any job starts, fine-tuning that cannot fit its GPUs (backbones with local weights).
+
+    Rule resource_plan repeats the check as a job and writes the figures; this one stops the workflow while it
+    is planned, so a GPU cluster gets no jobs at all (demo LLMs are built by the workflow: the rule checks them).
+    """
+    if not LLM["gpus_per_finetune"]:
+        return
+    for name, backbone in LLM["backbones"].items():
+        config_json = Path(backbone.get("model_path") or "") / "config.json"
+        if backbone.get("model_path") and config_json.is_file():
+            settings = PlanSettings.from_sections(config["train"], LLM["plan"], gpus=LLM["gpus_per_finetune"],
+                                                  attn_implementation=LLM["attn_implementation"])
+            try:
+                check_plan(make_plan(ModelShape.from_model_folder(config_json), settings, model=name),
+                           path=config_json)
+            except ValueError as exc:
+                raise WorkflowError(f"config: {exc}") from exc
+
+
+check_resource_plans()
 
 
 def conda_env(family):

@@ -29,6 +29,30 @@ rule build_demo_llm:
         "--gene-panel {input.gene_panel:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
+rule resource_plan:
+    """Per-GPU memory and time per epoch of fine-tuning a backbone; fails when the config cannot fit its GPUs."""
+    input:
+        base=lambda w: base_llm_path(w.backbone),
+    output:
+        table=R("llm_resource_plan_table"),
+        plan=R("llm_resource_plan"),
+    params:
+        train=settings_json(config["train"]),
+        plan=settings_json(LLM["plan"]),
+        gpus=LLM["gpus_per_finetune"],
+        attn=LLM["attn_implementation"],
+    log:
+        log_path("llm", "resource_plan_{backbone}"),
+    benchmark:
+        benchmark_path("llm", "resource_plan_{backbone}")
+    conda:
+        conda_env("train")
+    shell:
+        "rgenima plan --model {input.base:q} --name {wildcards.backbone:q} --train {params.train:q} "
+        "--plan {params.plan:q} --gpus {params.gpus:q} --attn-implementation {params.attn:q} "
+        "--output-tsv {output.table:q} --output-json {output.plan:q} > {log:q} 2>&1"
+
+
 rule finetune:
     """Fine-tune connector + LLM on one fold's training samples (ZeRO-3 under torchrun when the job has GPUs)."""
     input:
@@ -38,6 +62,8 @@ rule finetune:
         imputed=R("imputed"),
         snps=R("snps"),
         deepspeed=LLM["deepspeed_config"],
+        # Nothing is trained before the plan says the configuration fits the GPUs.
+        plan=lambda w: R("llm_resource_plan", backbone=llm_model_parts(w.model)[0]),
     output:
         checkpoint=directory(R("llm_checkpoint")),
         history=report(R("llm_history"), category="R-GenIMA", subcategory="Fine-tuning loss",
@@ -47,6 +73,7 @@ rule finetune:
         embeddings=embeddings_arg,
         settings=settings_json(config["train"]),
         connector=LLM["connector"],
+        attn=LLM["attn_implementation"],
         lora=["--lora"] if LLM["lora"] else [],
         snp_separator=GEN["snp_separator"],
         gene_input=LLM["gene_input"],
@@ -70,7 +97,7 @@ rule finetune:
         "else launch=(rgenima); ds=(); export OMP_NUM_THREADS={threads:q}; fi; "
         "\"${{launch[@]}}\" finetune --base {input.base:q} --samples {input.samples:q} --imputed {input.imputed:q} "
         "--snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
-        "--connector {params.connector:q} {params.lora:q} "
+        "--connector {params.connector:q} {params.lora:q} --attn-implementation {params.attn:q} "
         "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
         "--gene-input {params.gene_input:q} --history {output.history:q} --summary {output.summary:q} "
         "> {log:q} 2>&1"
