@@ -45,14 +45,20 @@ def test_one_patch_array_per_imaged_subject(imaging_run):
 
 
 def test_planted_atrophy_shows_in_voxel_counts(imaging_run):
-    """Every ROI planted as atrophied in AD has fewer voxels in AD than in NC; most others too."""
+    """The planted atrophy shows in the voxel counts, beyond the cohort's anatomical variance.
+
+    Each ROI's volume varies between subjects (coefficient of variation 0.1), so with 4 subjects per stage a ROI
+    planted at 5 % loss may come out larger than in NC; a strong one (>= 20 %, three standard errors) may not, and
+    across ROIs the AD / NC ratio follows 1 - planted loss.
+    """
     check = read_tsv(imaging_run / "results/imaging/qc/planted_atrophy.tsv")
     truth = json.loads((imaging_run / "results/synthetic/truth.json").read_text())
     assert len(check) == sum(len(v) for v in truth["stage_rois"].values())
     ad = check[check["stage"] == "AD"]
-    assert ad["smaller"].all(), ad
-    assert ad["ratio_to_nc"].mean() < 0.9
-    assert check["smaller"].mean() >= 0.8, check
+    assert ad.loc[ad["planted_atrophy"] >= 0.2, "smaller"].all(), ad
+    assert ad["ratio_to_nc"].corr(ad["planted_atrophy"], method="spearman") < -0.5, ad
+    assert abs(ad["ratio_to_nc"].mean() - (1 - ad["planted_atrophy"]).mean()) < 0.05, ad
+    assert check["smaller"].mean() >= 0.7, check
 
 
 def test_qc_table_and_no_rerun(imaging_run):
