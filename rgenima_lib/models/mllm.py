@@ -275,7 +275,8 @@ class RGenIMA(nn.Module):
         return Path(path)
 
     # ----------------------------------------------------------------- forward
-    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None,
+                     text_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings with the visual tokens spliced in at the expanded anchor positions.
 
         Parameters
@@ -285,12 +286,15 @@ class RGenIMA(nn.Module):
         visual_tokens : float[N_img, d_vis], optional
             All samples' visual tokens in sample-then-ROI order; N_img must equal
             the number of anchor positions in ``input_ids``.
+        text_embeds : float[B, T, hidden], optional
+            The token embeddings to splice into instead of the embedding table's rows of
+            ``input_ids`` (gradient attributions move them along a path).
 
         Returns
         -------
         float[B, T, hidden]
         """
-        embeds = self.llm.get_input_embeddings()(input_ids)
+        embeds = self.llm.get_input_embeddings()(input_ids) if text_embeds is None else text_embeds
         is_img = input_ids == self.image_token_id
         n_img = int(is_img.sum())
         if n_img == 0:
