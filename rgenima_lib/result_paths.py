@@ -83,6 +83,8 @@ TEMPLATES: dict[str, str] = {
     "enrichment_md": "attribution/{model}/{dconfig}/enrichment.md",
     "recovery": "attribution/{model}/{dconfig}/recovery.tsv",
     "recovery_md": "attribution/{model}/{dconfig}/recovery.md",
+    "faithfulness": "attribution/{model}/{dconfig}/faithfulness.tsv",
+    "faithfulness_md": "attribution/{model}/{dconfig}/faithfulness.md",
     # figures
     "figure": "figures/{model}/{dconfig}/figure{n}.{ext}",
     # the report

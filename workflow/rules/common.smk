@@ -256,7 +256,7 @@ def get_final_output(wildcards=None):
                        "are left out of `all`.")
         return targets
     for model in ATTR_MODELS:
-        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md"]
+        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md", "faithfulness_md"]
         tables += ["recovery_md"] if SYNTHETIC else []
         targets += [R(name, model=model, dconfig=ATTR_DCONFIG) for name in tables]
         targets += [R("figure", model=model, dconfig=ATTR_DCONFIG, n=n, ext=ext) for n in (1, 2) for ext in ("png", "pdf")]
