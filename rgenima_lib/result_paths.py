@@ -94,6 +94,8 @@ TEMPLATES: dict[str, str] = {
     "power": "attribution/power/power.tsv",
     "power_md": "attribution/power/power.md",
     "power_figure": "attribution/power/power.{ext}",
+    "faithfulness": "attribution/{model}/{dconfig}/faithfulness.tsv",
+    "faithfulness_md": "attribution/{model}/{dconfig}/faithfulness.md",
     # figures
     "figure": "figures/{model}/{dconfig}/figure{n}.{ext}",
     # the report

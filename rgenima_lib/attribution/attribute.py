@@ -26,14 +26,21 @@ The result is an :class:`~rgenima_lib.attribution.dump_format.AttentionDump`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rgenima_lib.attribution.batch_result import BatchAttribution
 from rgenima_lib.attribution.dump_format import AttentionDump
+from rgenima_lib.attribution.end_to_end import ImageInputs
+from rgenima_lib.attribution.end_to_end_rollout import compose_encoder_rollout
+from rgenima_lib.attribution.gradient_attention import gradient_attention_batch
+from rgenima_lib.attribution.gradient_input import gradient_input_batch
+from rgenima_lib.attribution.integrated_gradients import integrated_gradients_batch
+from rgenima_lib.attribution.methods import check_method
 from rgenima_lib.attribution.rollout import SINK_MODES, StreamingRollout, read_rows, rollout_hooks
 from rgenima_lib.attribution.token_map import TokenMap, token_map
 from rgenima_lib.vocabulary import STAGES
@@ -51,17 +58,6 @@ def _column_matrix(maps: Sequence[TokenMap], width: int, n_genes: int, n_rois: i
         cols[b, torch.as_tensor(pad + pos), torch.as_tensor(1 + m.gene_of_token[pos])] = 1.0
         cols[b, torch.as_tensor(pad + m.roi_positions), torch.as_tensor(1 + n_genes + np.arange(n_rois))] = 1.0
     return cols
-
-
-@dataclass
-class BatchAttribution:
-    """Attribution of one batch (float32 arrays, before the float16 of the dump)."""
-
-    gene_importance: np.ndarray
-    roi_importance: np.ndarray
-    roi_gene: np.ndarray
-    sink_share: np.ndarray
-    gene_tokens: np.ndarray
 
 
 def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: Sequence[str],
@@ -122,9 +118,42 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
                             shares.sink_share.float().cpu().numpy(), gene_tokens)
 
 
+def attribute_batch(method: str, model, image: ImageInputs | None, samples, spans_list, genes: Sequence[str],
+                    predicted: Sequence[str], sink: str = "exclude", answer_rows: str = "label",
+                    ig_steps: int = 32) -> BatchAttribution:
+    """One batch by the named method (:mod:`rgenima_lib.attribution.methods`); the arguments as :func:`rollout_batch`.
+
+    ``image`` (the RiT and the ROI patches, or the cached RiT rollout for ``rollout``) is needed by
+    every method but ``rollout_tokens``; ``sink`` and ``answer_rows`` apply to the rollouts, the
+    gradient methods explain the label rows; ``ig_steps``: integrated gradients' path points.
+    """
+    if method in ("rollout", "rollout_tokens"):
+        view = rollout_batch(model, samples, spans_list, genes, predicted, sink, answer_rows)
+        if method == "rollout":
+            view = compose_encoder_rollout(view, image.rollout([s.subject for s in samples]).numpy())
+    elif method == "integrated_gradients":
+        view = integrated_gradients_batch(model, image, samples, spans_list, genes, predicted, steps=ig_steps)
+    elif method == "gradient_attention":
+        view = gradient_attention_batch(model, image, samples, spans_list, genes, predicted)
+    else:
+        view = gradient_input_batch(model, image, samples, spans_list, genes, predicted)
+    if view.completeness is None:
+        view.completeness = np.full((len(samples), 2), np.nan, np.float32)
+    return view
+
+
+def completeness_summary(completeness: np.ndarray) -> dict:
+    """Integrated gradients' check over subjects: float[n, 2] (sum of attributions, f(x) - f(x')) -> dict."""
+    total, gap = completeness[:, 0].astype(float), completeness[:, 1].astype(float)
+    return {"sum_attributions": total.tolist(), "logprob_change": gap.tolist(),
+            "max_abs_error": float(np.abs(total - gap).max()),
+            "mean_abs_relative_error": float(np.mean(np.abs(total - gap) / np.maximum(np.abs(gap), 1e-6)))}
+
+
 def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Sequence[str], *, fold: int = 0,
                       sink: str = "exclude", answer_rows: str = "label", batch_size: int = 1,
-                      extra_orders=None, meta: dict | None = None) -> AttentionDump:
+                      extra_orders=None, meta: dict | None = None, method: str = "rollout_tokens",
+                      image: ImageInputs | None = None, ig_steps: int = 32) -> AttentionDump:
     """Score, then roll out, every sample; return the dump of one fold.
 
     Parameters
@@ -155,6 +184,12 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         :func:`~rgenima_lib.data.prompt_samples.load_attribution_prompts`).
     meta : dict, optional
         Recorded in the dump (model, checkpoint, note, ...).
+    method : str
+        :data:`~rgenima_lib.attribution.methods.METHODS`; see :func:`attribute_batch`.
+    image : ImageInputs, optional
+        Needed by every method but ``rollout_tokens``.
+    ig_steps : int
+        Integrated gradients' path points.
 
     Returns
     -------
@@ -162,6 +197,7 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     """
     if sink not in SINK_MODES:
         raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
+    check_method(method)
     if not samples:
         raise ValueError("no samples to attribute")
     for s in samples:
@@ -178,12 +214,13 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         p = score_answers(model, collate(chunk))
         pred = [STAGES[int(i)] for i in p.argmax(1)]
         n_extra = len(extra_orders[start]) if extra_orders else 0
-        views = [] if n_extra else [rollout_batch(model, chunk, spans_list[start:start + batch_size], genes, pred,
-                                                  sink, answer_rows)]
+        views = [] if n_extra else [attribute_batch(method, model, image, chunk, spans_list[start:start + batch_size],
+                                                    genes, pred, sink, answer_rows, ig_steps)]
         for o in range(n_extra):  # the same subjects with their gene blocks in another order
             texts = [extra_orders[start + i][o] for i in range(len(chunk))]
             permuted = [replace(s, genome_text=t.text, genes=getattr(t, "genes", None)) for s, t in zip(chunk, texts)]
-            views.append(rollout_batch(model, permuted, [t.spans for t in texts], genes, pred, sink, answer_rows))
+            views.append(attribute_batch(method, model, image, permuted, [t.spans for t in texts], genes, pred, sink,
+                                         answer_rows, ig_steps))
         parts.append(BatchAttribution(*(np.mean([getattr(v, f.name) for v in views], axis=0)
                                         for f in fields(BatchAttribution))))
         probs.append(p)
@@ -203,6 +240,8 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         predicted=np.array([STAGES[int(i)] for i in probabilities.argmax(1)], dtype=str),
         probabilities=probabilities, sink_share=cat["sink_share"], roi_presence=presence,
         gene_tokens=cat["gene_tokens"], fold=np.full(len(samples), fold, dtype=np.int16),
-        meta={"sink": sink, "answer_rows": answer_rows, "n_layers": n_layers, "fold": fold,
+        meta={"method": method, "sink": sink, "answer_rows": answer_rows, "n_layers": n_layers, "fold": fold,
+              **({"ig_steps": ig_steps, "completeness": completeness_summary(cat["completeness"])}
+                 if method == "integrated_gradients" else {}),
               "gene_orders": (len(extra_orders[0]) if extra_orders and extra_orders[0] else 1),
               "gene_order_source": "permuted" if extra_orders and extra_orders[0] else "own", **(meta or {})})

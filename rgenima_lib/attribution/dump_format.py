@@ -10,8 +10,10 @@ File layout (``.npz``, compressed, no pickles): ``subjects`` str[n],
 ``roi_gene`` float16[n, R, G], ``label`` / ``predicted`` str[n],
 ``probabilities`` float16[n, 4] (NC, SMC, MCI, AD), ``sink_share``
 float16[n], ``roi_presence`` uint8[n, R], ``gene_tokens`` uint16[n, G]
-(tokens per gene block), ``fold`` int16[n], ``meta`` (a JSON string: model,
-note, sink policy, answer rows, layers, ...). A gene missing from the SNP text
+(tokens per gene block), ``fold`` int16[n], ``meta`` (a JSON string: the attribution
+``method`` (:mod:`rgenima_lib.attribution.methods`; ``rollout_tokens`` when absent, the files
+written before there were methods), model, note, sink policy, answer rows, layers, ...). Every
+method fills the same arrays; a method that defines no ROI–gene association writes zeros there. A gene missing from the SNP text
 (no SNPs left after QC) and an absent ROI get importance 0.
 """
 
@@ -26,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from rgenima_lib.attribution.methods import LEGACY_METHOD
 from rgenima_lib.vocabulary import STAGES
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import atomic_output
@@ -87,9 +90,17 @@ class AttentionDump:
         return len(self.subjects)
 
     @property
+    def method(self) -> str:
+        """The attribution method that filled the arrays."""
+        return str(self.meta.get("method", LEGACY_METHOD))
+
+    @property
     def note(self) -> str:
-        """'demo model, random init' for dumps of the demo LLM, else ''."""
-        return str(self.meta.get("note", ""))
+        """What every table and figure made from the dump says first: the method, and the demo note if any.
+
+        E.g. 'demo model, random init; attribution: rollout'.
+        """
+        return "; ".join(p for p in (str(self.meta.get("note", "")), f"attribution: {self.method}") if p)
 
     def stage_mask(self, stage: str) -> np.ndarray:
         """bool[n]: subjects whose true label is ``stage``."""
@@ -171,11 +182,13 @@ def concat_dumps(dumps: Sequence[AttentionDump]) -> AttentionDump:
     for d in dumps[1:]:
         if not (np.array_equal(d.genes, first.genes) and np.array_equal(d.rois, first.rois)):
             raise ValueError("dumps list different genes or ROIs; they come from different panels or ROI tables")
+    if len({d.method for d in dumps}) > 1:
+        raise ValueError(f"dumps of different attribution methods ({sorted({d.method for d in dumps})}) cannot be pooled")
     subjects = np.concatenate([d.subjects for d in dumps])
     if len(set(subjects.tolist())) != len(subjects):
         raise ValueError("a subject appears in two dumps: pooled folds must not overlap (subject-level folds)")
     merged = {k: np.concatenate([getattr(d, k) for d in dumps]) for k in _ARRAYS if k not in ("genes", "rois")}
-    notes = sorted({d.note for d in dumps if d.note})
+    notes = sorted({str(d.meta.get("note", "")) for d in dumps if d.meta.get("note")})
     meta = {**first.meta, "folds": sorted({int(f) for d in dumps for f in np.unique(d.fold)}),
             "note": "; ".join(notes)}
     return AttentionDump(genes=first.genes, rois=first.rois, **merged, meta=meta)

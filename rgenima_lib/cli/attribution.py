@@ -10,6 +10,7 @@ pair-association    genotypes + ROI volumes -> within-stage genotype-volume test
 attribution-recovery  the above vs the synthetic cohort's truth.json (planted-truth recovery)
 null-control        random-init models on real prompts, labels permuted -> false-positive table
 power               simulated cohorts over N and effect size, a linear model -> recovery table + figure
+faithfulness        checkpoints + a fold's first test subjects -> deletion curves of every method vs random
 
 Tables are TSV; when the model is the demo LLM their first line is the
 comment ``# demo model, random init`` (``read_tsv`` skips it) and Markdown
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
+from rgenima_lib.attribution.methods import METHODS
 from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import markdown_table, read_note, read_tsv, write_json, write_markdown, write_noted_tsv
@@ -46,6 +48,22 @@ def load_pooled(paths):
 
 
 # ----------------------------------------------------------------------------- attribute
+def image_inputs(method: str, rit_checkpoint, roi_index, embeddings, device):
+    """The RiT and ROI patches (gradient methods) or the cached RiT rollout (``rollout``) a method needs."""
+    from rgenima_lib.attribution.end_to_end import ImageInputs
+    from rgenima_lib.models.embedding_cache import load_encoder_rollout
+    from rgenima_lib.train.encoder import build_encoder, checkpoint_info, load_checkpoint, roi_loader
+
+    if method == "rollout_tokens":
+        return None
+    if method == "rollout":
+        return ImageInputs(None, None, load_encoder_rollout(embeddings))
+    require_inputs(rit_checkpoint, roi_index)
+    encoder = build_encoder(checkpoint_info(rit_checkpoint))
+    load_checkpoint(encoder, rit_checkpoint)
+    return ImageInputs(encoder.eval().to(device), roi_loader(read_tsv(roi_index, dtype={"subject": str})))
+
+
 def cmd_attribute(args: argparse.Namespace) -> None:
     import torch
 
@@ -78,13 +96,18 @@ def cmd_attribute(args: argparse.Namespace) -> None:
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
                                        tokenizer=model.tokenizer)
     note = model_note(args.checkpoint)
+    image = image_inputs(args.method, args.rit_checkpoint, args.roi_index, args.embeddings,
+                         next(model.parameters()).device)
     dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,
                              answer_rows=args.answer_rows, batch_size=args.batch_size,
-                             extra_orders=prompts.extra_orders,
+                             extra_orders=prompts.extra_orders, method=args.method, image=image,
+                             ig_steps=args.ig_steps,
                              meta={"model": args.model or "", "checkpoint": str(args.checkpoint), "note": note})
     write_dump(args.output, dump)
     seconds = time.perf_counter() - start
     summary = {"n_subjects": dump.n_subjects, "fold": args.fold, "model": args.model or "", "note": note,
+               "method": args.method, "seconds_per_subject": seconds / dump.n_subjects,
+               **({"completeness": dump.meta["completeness"]} if "completeness" in dump.meta else {}),
                "sink": args.sink, "answer_rows": args.answer_rows, "n_layers": dump.meta["n_layers"],
                "gene_orders": args.gene_orders,
                "sink_share_mean": float(dump.sink_share.astype(float).mean()),
@@ -373,6 +396,61 @@ def cmd_power(args: argparse.Namespace) -> None:
     log.info("power: %.0f s", time.perf_counter() - start)
 
 
+# ----------------------------------------------------------------------------- faithfulness
+def cmd_faithfulness(args: argparse.Namespace) -> None:
+    import torch
+
+    from rgenima_lib.attribution.attribute import attribute_samples
+    from rgenima_lib.attribution.end_to_end import ImageInputs
+    from rgenima_lib.attribution.faithfulness import deletion_drops, faithfulness_table
+    from rgenima_lib.attribution.methods import METHOD_LABELS
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+    from rgenima_lib.models.demo_llm import model_note
+    from rgenima_lib.models.embedding_cache import load_encoder_rollout
+    from rgenima_lib.models.mllm import RGenIMA
+    from rgenima_lib.vocabulary import read_rois_table
+
+    quiet_libraries()
+    require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel,
+                   args.rois, args.rit_checkpoint, args.roi_index)
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = RGenIMA.from_checkpoint(args.checkpoint, attn_implementation="eager").eval()
+    genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
+    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
+    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.subjects,
+                                       gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
+                                       tokenizer=model.tokenizer)
+    gradient = image_inputs("integrated_gradients", args.rit_checkpoint, args.roi_index, None, "cpu")
+    image = ImageInputs(gradient.encoder, gradient.load, load_encoder_rollout(args.embeddings))
+    scores, seconds = {}, {}
+    for method in args.methods:
+        start = time.perf_counter()
+        dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, method=method, image=image,
+                                 ig_steps=args.ig_steps)
+        seconds[method] = (time.perf_counter() - start) / dump.n_subjects
+        scores[method] = (dump.roi_importance.astype(np.float32), dump.gene_importance.astype(np.float32))
+        log.info("faithfulness: %s attributed %d subjects, %.2f s per subject", method, dump.n_subjects,
+                 seconds[method])
+    drops = deletion_drops(model, image, prompts.samples, prompts.spans, genes, scores, ks=args.ks,
+                           n_random=args.n_random, seed=args.seed)
+    table = faithfulness_table(drops)
+    table.insert(1, "seconds_per_subject", table["method"].map(seconds))
+    note = "; ".join(p for p in (model_note(args.checkpoint), "drop in the true-class probability") if p)
+    write_noted_tsv(table, args.output, note, float_format="%.6g")
+    if args.markdown:
+        labels = "\n".join(f"- `{m}`: {METHOD_LABELS[m]}" for m in args.methods)
+        cols = ["method", "what", "k", "n_subjects", "drop", "random_drop", "difference", "difference_low",
+                "difference_high", "verdict", "verdict_all_k", "seconds_per_subject"]
+        write_markdown(f"Deletion test, {len(prompts.samples)} test subjects, {args.n_random} random draws per "
+                       f"subject and k; drop = p(true class) before minus after removing the top-k ROIs / genes.\n\n"
+                       f"{labels}\n\n{markdown_table(table[cols])}", args.markdown, note)
+    for row in table[table["k"] == table.groupby(["method", "what"])["k"].transform("max")].itertuples():
+        log.info("faithfulness %s %s k=%d: drop %.4f vs random %.4f (%s)", row.method, row.what, row.k, row.drop,
+                 row.random_drop, row.verdict)
+
+
 # ----------------------------------------------------------------------------- parser
 def _bootstrap_args(p) -> None:
     p.add_argument("--dumps", nargs="+", required=True, help="attention dumps of every fold of one model")
@@ -382,9 +460,17 @@ def _bootstrap_args(p) -> None:
     p.add_argument("--output", required=True)
 
 
+def _method_args(p) -> None:
+    p.add_argument("--method", choices=METHODS, default="rollout",
+                   help="attribution method (docs/interpretability.md); rollout_tokens is the paper's")
+    p.add_argument("--rit-checkpoint", help="the fold's RiT checkpoint (every method but rollout and rollout_tokens)")
+    p.add_argument("--roi-index", help="results/imaging/roi_index.tsv (the ROI patches; with --rit-checkpoint)")
+    p.add_argument("--ig-steps", type=int, default=32, help="integrated gradients' path points (Gauss-Legendre)")
+
+
 def register(sub) -> None:
     """Add this stage's subcommands to the ``rgenima`` parser."""
-    p = sub.add_parser("attribute", help="streaming attention rollout of a fold's test subjects -> attention dump")
+    p = sub.add_parser("attribute", help="attribution of a fold's test subjects (attribution.method) -> attention dump")
     p.add_argument("--checkpoint", required=True, help="R-GenIMA checkpoint folder (LLM + RiT connector)")
     p.add_argument("--samples", required=True, help="datasets/{config}/fold{k}/samples.tsv")
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
@@ -395,6 +481,7 @@ def register(sub) -> None:
     p.add_argument("--rois", required=True, help="config/rois.tsv (ROI order of the dump)")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--model", help="model id recorded in the dump")
+    _method_args(p)
     p.add_argument("--sink", choices=["exclude", "keep", "per_layer"], default="exclude",
                    help="first-token attention sink: exclude and renormalise (default), keep, or drop per layer")
     p.add_argument("--answer-rows", choices=["label", "prompt_end"], default="label",
@@ -545,3 +632,25 @@ def register(sub) -> None:
     p.add_argument("--top", help="TSV of the best-ranked pairs per stage")
     p.add_argument("--n-top", type=int, default=20)
     p.set_defaults(func=cmd_pair_association)
+
+    p = sub.add_parser("faithfulness", help="deletion curves of each attribution method against random deletion")
+    p.add_argument("--checkpoint", required=True, help="R-GenIMA checkpoint folder (LLM + RiT connector)")
+    p.add_argument("--samples", required=True)
+    p.add_argument("--imputed", required=True)
+    p.add_argument("--snps", required=True)
+    p.add_argument("--embeddings", required=True, help="the fold's RiT token cache (with the RiT rollout)")
+    p.add_argument("--gene-panel", required=True)
+    p.add_argument("--rois", required=True)
+    p.add_argument("--rit-checkpoint", required=True)
+    p.add_argument("--roi-index", required=True)
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--subjects", type=int, default=8, help="first N test subjects with images")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10, 20], help="removal sizes")
+    p.add_argument("--n-random", type=int, default=3, help="random draws per subject and k")
+    p.add_argument("--ig-steps", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    add_snp_separator_arg(p)
+    p.add_argument("--output", required=True, help="TSV")
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_faithfulness)

@@ -72,11 +72,12 @@ def cmd_embed(args: argparse.Namespace) -> None:
     model = build_encoder(info)
     load_checkpoint(model, args.checkpoint)
     subjects = index["subject"].tolist()
-    tokens, presence = embed_subjects(model, subjects, load, batch_size=args.batch_size)
-    save_embeddings(args.output, subjects, tokens, presence, {
+    tokens, presence, rollout = embed_subjects(model, subjects, load, batch_size=args.batch_size)
+    save_embeddings(args.output, subjects, tokens, presence, rollout=rollout, info={
         "encoder": info["encoder"], "fold": info.get("fold"), "init_source": info["init_source"],
         "config": info["config"], "checkpoint": str(args.checkpoint),
-        "note": "frozen stage-1 encoder (trained on this fold's training subjects only), tokens of every imaged subject"})
+        "note": "frozen stage-1 encoder (trained on this fold's training subjects only), tokens of every imaged subject",
+        "rollout": "RiT attention rollout per subject (0.5 A + 0.5 I, head mean)" if rollout is not None else None})
     log.info("embed %s fold %s: %d subjects x %d tokens x %d -> %s (stage-1 trained; initial weights: %s)",
              info["encoder"], info.get("fold"), *tokens.shape, args.output, info["init_source"])
 

@@ -196,6 +196,35 @@ def join_blocks(blocks: list[str], genes, order, joiner: str = "\n") -> GenomeTe
     return GenomeText(joiner.join(parts), spans)
 
 
+def reference_genome_text(text: str, spans, genes=None) -> str:
+    """The same SNP text with every genotype of some gene blocks set to the reference, ``0``.
+
+    Parameters
+    ----------
+    text : str
+        An SNP text (:func:`join_blocks`, any separator).
+    spans : sequence of (gene, start, end)
+        Its gene blocks (``GenomeText.spans``).
+    genes : collection of str, optional
+        Blocks to reset; None: all of them.
+
+    Returns
+    -------
+    str
+        Same length and spans: only the genotype symbols after each block's ``"<gene>:"`` change
+        (a gene name's own digits come before it), so the text tokenizes to as many tokens as before.
+    """
+    chars = list(text)
+    for gene, start, end in spans:
+        if genes is not None and gene not in genes:
+            continue
+        body = start + text[start:end].index(":") + 1
+        for i in range(body, end):
+            if chars[i] in "12":
+                chars[i] = "0"
+    return "".join(chars)
+
+
 def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, style: str = "compact",
                      separator: str = DEFAULT_SEPARATOR) -> GenomeText:
     """The genome of one subject as prompt text (paper 4.2.2 "<Genetic Content>").

@@ -7,6 +7,9 @@ never changes: computing it once and reading it in every stage-2 epoch saves re-
 - ``tokens``: float16[n_subjects, n_tokens, d] (109 × 768 for RiT, 1 × 512 for Med3D);
   float16 halves the file, and tokens are LayerNorm outputs of order 1, well inside its range.
 - ``presence``: uint8[n_subjects, n_tokens] (1 = ROI present; a missing ROI's row is zero).
+- ``rollout`` (RiT only): float16[n_subjects, n_tokens, n_tokens], the encoder's own attention
+  rollout (:func:`~rgenima_lib.models.rit.rollout_matrix`; row r: the share of each input ROI in
+  token r), which the end-to-end rollout attribution composes with the LLM's.
 - metadata (safetensors string map): ``format`` = ``rgenima-embeddings/1``, ``subjects``
   (JSON list, row order), ``info`` (JSON: encoder, fold, init source, config, ...).
 """
@@ -25,7 +28,7 @@ FORMAT = "rgenima-embeddings/1"
 
 
 def save_embeddings(path: str | Path, subjects: list[str], tokens: np.ndarray, presence: np.ndarray,
-                    info: dict | None = None) -> None:
+                    info: dict | None = None, rollout: np.ndarray | None = None) -> None:
     """Write a token cache atomically.
 
     Parameters
@@ -40,6 +43,8 @@ def save_embeddings(path: str | Path, subjects: list[str], tokens: np.ndarray, p
         Stored as uint8 (0 / 1).
     info : dict, optional
         JSON-serialisable provenance (encoder, fold, init source, config).
+    rollout : float[n, T, T], optional
+        The encoder's attention rollout per subject, stored as float16 (rows sum to 1).
     """
     from safetensors.numpy import save_file
 
@@ -55,6 +60,11 @@ def save_embeddings(path: str | Path, subjects: list[str], tokens: np.ndarray, p
               "presence": np.ascontiguousarray(presence != 0, dtype=np.uint8)}
     if not np.isfinite(arrays["tokens"]).all():
         raise ValueError("tokens overflow float16 or hold NaN")
+    if rollout is not None:
+        rollout = np.asarray(rollout)
+        if rollout.shape != tokens.shape[:2] + tokens.shape[1:2]:
+            raise ValueError(f"rollout {rollout.shape} does not match tokens {tokens.shape}")
+        arrays["rollout"] = np.ascontiguousarray(rollout, dtype=np.float16)
     metadata = {"format": FORMAT, "subjects": json.dumps(subjects), "info": json.dumps(info or {}, sort_keys=True)}
     with atomic_output(path) as tmp:
         save_file(arrays, str(tmp), metadata=metadata)
@@ -122,6 +132,26 @@ def load_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray
         raise InputDataError(f"arrays disagree: {len(subjects)} subjects, tokens {tokens.shape}, presence "
                              f"{presence.shape}.", path=path, fix=_rebuild_fix(path))
     return subjects, tokens, presence
+
+
+def load_encoder_rollout(path: str | Path) -> dict[str, np.ndarray]:
+    """The encoder rollout stored with a RiT token cache: subject -> float16[T, T].
+
+    Raises
+    ------
+    InputDataError
+        A cache written without it (an older embed rule, or Med3D); the fix reruns rule embed.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    meta = _metadata(path)
+    with safe_open(str(path), framework="numpy") as f:
+        if "rollout" not in f.keys():
+            raise InputDataError("embedding cache holds no encoder rollout (written before it was cached).",
+                                 path=path, fix=_rebuild_fix(path))
+        rollout = f.get_tensor("rollout")
+    return dict(zip(json.loads(meta["subjects"]), rollout))
 
 
 def embedding_info(path: str | Path) -> dict:

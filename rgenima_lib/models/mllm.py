@@ -363,7 +363,8 @@ class RGenIMA(nn.Module):
 
     # ----------------------------------------------------------------- forward
     def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor | None = None,
-                     gene_dosages: torch.Tensor | None = None, gene_ids: torch.Tensor | None = None) -> torch.Tensor:
+                     gene_dosages: torch.Tensor | None = None, gene_ids: torch.Tensor | None = None,
+                     text_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings with the visual tokens spliced in at the expanded anchor positions, gene tokens at the gene anchors.
 
         Parameters
@@ -377,12 +378,16 @@ class RGenIMA(nn.Module):
         gene_ids : int64[N_gene], optional
             The gene anchors' dosages and genes in sample-then-text order
             (:class:`PromptCollator`); N_gene must equal the gene anchors in ``input_ids``.
+        text_embeds : float[B, T, hidden], optional
+            The token embeddings to splice into instead of the embedding table's rows of
+            ``input_ids`` (gradient attributions move them along a path).
 
         Returns
         -------
         float[B, T, hidden]
         """
-        embeds = self.splice_genes(self.llm.get_input_embeddings()(input_ids), input_ids, gene_dosages, gene_ids)
+        embeds = self.llm.get_input_embeddings()(input_ids) if text_embeds is None else text_embeds
+        embeds = self.splice_genes(embeds, input_ids, gene_dosages, gene_ids)
         is_img = input_ids == self.image_token_id
         n_img = int(is_img.sum())
         if n_img == 0:

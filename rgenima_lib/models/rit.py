@@ -54,6 +54,7 @@ Departures from the paper
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -243,13 +244,42 @@ class Block(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, dim), nn.Dropout(dropout))
+        # Attribution reads the attention probabilities (and their gradient); asking for them costs the
+        # fused kernel, so they are kept only on request (:func:`keep_attention`).
+        self.keep_attention = False
+        self.attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
-        """x: float[B, N, d]; key_padding_mask: bool[B, N], True = ignore as a key."""
+        """x: float[B, N, d]; key_padding_mask: bool[B, N], True = ignore as a key.
+
+        With ``keep_attention`` the per-head probabilities float[B, H, N, N] that multiply the
+        values are left in ``self.attention`` (part of the autograd graph).
+        """
         h = self.norm1(x)
-        a, _ = self.attn(h, h, h, key_padding_mask=key_padding_mask, need_weights=False)
+        if self.keep_attention:
+            a, self.attention = self._attend(h, key_padding_mask)
+        else:
+            a, _ = self.attn(h, h, h, key_padding_mask=key_padding_mask, need_weights=False)
         x = x + self.drop(a)
         return x + self.mlp(self.norm2(x))
+
+    def _attend(self, h: torch.Tensor, key_padding_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``self.attn`` written out (eval: no dropout), so that its probabilities are the tensor the values meet.
+
+        ``nn.MultiheadAttention`` returns a reshaped copy of them, which the output does not depend
+        on: a gradient with respect to that copy is not defined. h: float[B, N, d] -> the output
+        float[B, N, d] and the probabilities float[B, H, N, N].
+        """
+        b, n, d = h.shape
+        heads = self.attn.num_heads
+        q, k, v = F.linear(h, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.view(b, n, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
+        if key_padding_mask is not None:
+            logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        out = (probs @ v).transpose(1, 2).reshape(b, n, d)
+        return self.attn.out_proj(out), probs
 
 
 def attention_key_mask(presence: torch.Tensor) -> torch.Tensor:
@@ -356,12 +386,31 @@ class RiT(nn.Module):
         float32[B, N, d]
             One token per ROI, in ROI order; rows of missing ROIs are zero.
         """
+        return self.encode_embedded(self.embed_patches(rois, presence), presence, volume)
+
+    def embed_patches(self, rois: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+        """The patch embedding of each ROI (paper eq. 5), before position, volume and the ViT.
+
+        Parameters
+        ----------
+        rois : float[B, N, S, S, S]
+        presence : bool[B, N]
+
+        Returns
+        -------
+        float32[B, N, d]
+            The ViT's input per ROI (gradient x input attributes here).
+        """
         self._check(rois, presence)
-        presence = presence.bool()
         b, n = presence.shape
         s = self.config.roi_size
         x = (rois - self.input_mean) / self.input_scale.view(1, n, 1, 1, 1)
-        z = self.patch(x.reshape(b * n, s, s, s)).view(b, n, -1)
+        return self.patch(x.reshape(b * n, s, s, s)).view(b, n, -1)
+
+    def encode_embedded(self, z: torch.Tensor, presence: torch.Tensor,
+                        volume: torch.Tensor | None = None) -> torch.Tensor:
+        """ROI tokens from patch embeddings float[B, N, d] (:meth:`embed_patches`): float32[B, N, d]."""
+        presence = presence.bool()
         # A missing ROI gets a learned embedding instead of conv(zero patch) = bias, so the model
         # can tell "absent" from "present but dark".
         if self.config.roi_volume:
@@ -409,6 +458,58 @@ class RiT(nn.Module):
         presence = presence.bool()
         tokens = self.encode(rois, presence, volume)
         return self.head(self.head_drop(self.pool(tokens, presence)))
+
+
+@contextlib.contextmanager
+def keep_attention(model: RiT):
+    """Inside the block every ViT layer of ``model`` leaves its attention in ``block.attention``.
+
+    Yields
+    ------
+    list of Block
+        The layers, bottom first: ``block.attention`` float[B, H, N, N] after a forward pass.
+    """
+    blocks = list(model.blocks)
+    for block in blocks:
+        block.keep_attention = True
+    try:
+        yield blocks
+    finally:
+        for block in blocks:
+            block.keep_attention = False
+            block.attention = None
+
+
+def rollout_matrix(attentions) -> torch.Tensor:
+    """The RiT's own attention rollout over its ROI inputs (Abnar & Zuidema 2020).
+
+    Parameters
+    ----------
+    attentions : sequence of float[B, H, N, N]
+        Every ViT layer's attention, bottom first (:func:`keep_attention`).
+
+    Returns
+    -------
+    float32[B, N, N]
+        R = Â_L ⋯ Â_1 with Â = rownorm(0.5 · mean_heads(A) + 0.5 · I): R[r, s] is the share of
+        input ROI s in output token r. Masked (missing) ROIs get no column share, since their
+        keys carry zero attention.
+    """
+    rollout = None
+    for attn in attentions:
+        mixed = 0.5 * attn.float().mean(1)
+        mixed = mixed + 0.5 * torch.eye(mixed.shape[-1], dtype=mixed.dtype, device=mixed.device)
+        mixed = mixed / mixed.sum(-1, keepdim=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    return rollout
+
+
+def encoder_rollout(model: RiT, rois: torch.Tensor, presence: torch.Tensor,
+                    volume: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`rollout_matrix` of one no-grad forward pass: float[B, N, S, S, S], bool[B, N] -> float32[B, N, N]."""
+    with torch.no_grad(), keep_attention(model) as blocks:
+        model.encode(rois, presence, volume)
+        return rollout_matrix([b.attention for b in blocks])
 
 
 def patch_kernel_size(roi_size: int, dim: int = 768, rank: int | None = None) -> dict:

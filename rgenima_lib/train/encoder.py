@@ -23,6 +23,7 @@ function: at S = 96 one subject's ROIs are 385 MB in float32, so a cohort never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from rgenima_lib.imaging.roi_extract import open_roi_patches
 from rgenima_lib.imaging.wholebrain import open_wholebrain
 from rgenima_lib.io import atomic_output, save_figure
 from rgenima_lib.models.med3d import Med3D, Med3DConfig, load_medicalnet_weights
-from rgenima_lib.models.rit import RiT, RiTConfig, relative_log_volume
+from rgenima_lib.models.rit import RiT, RiTConfig, keep_attention, relative_log_volume, rollout_matrix
 from rgenima_lib.train.classifier import (FitConfig, FitResult, fit_classifier, predict_proba, seed_everything,
                                           stratified_holdout)
 from rgenima_lib.settings import check_section
@@ -181,8 +182,8 @@ def pretrain_encoder(model: nn.Module, subjects: list[str], labels: np.ndarray, 
 
 @torch.no_grad()
 def embed_subjects(model: nn.Module, subjects: list[str], load: Loader, batch_size: int = 4
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Frozen-encoder tokens for every subject.
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Frozen-encoder tokens for every subject, and the RiT's own attention rollout.
 
     Parameters
     ----------
@@ -197,18 +198,24 @@ def embed_subjects(model: nn.Module, subjects: list[str], load: Loader, batch_si
     tokens : float16[n, T, d]
     presence : uint8[n, T]
         From the inputs' ``presence`` (RiT), else all ones (Med3D: one token).
+    rollout : float16[n, T, T] or None
+        RiT: :func:`~rgenima_lib.models.rit.rollout_matrix` of the same pass; None for Med3D.
     """
     model.eval()
-    tokens, presence = [], []
+    tokens, presence, rollout = [], [], []
+    is_rit = isinstance(model, RiT)
     loader = DataLoader(SubjectDataset(subjects, None, load), batch_size=batch_size, shuffle=False)
     for batch in tqdm(loader, desc="embed", disable=None):
         inputs = {k: v for k, v in batch.items() if k != "label"}
-        t = model.encode(**inputs).float()
+        with torch.no_grad(), (keep_attention(model) if is_rit else contextlib.nullcontext()) as blocks:
+            t = model.encode(**inputs).float()
+            if is_rit:
+                rollout.append(rollout_matrix([b.attention for b in blocks]).half().numpy())
         p = inputs.get("presence")
         p = torch.ones(t.shape[:2], dtype=torch.bool) if p is None else p.bool()
         tokens.append(t.half().numpy())
         presence.append(p.to(torch.uint8).numpy())
-    return np.concatenate(tokens), np.concatenate(presence)
+    return np.concatenate(tokens), np.concatenate(presence), np.concatenate(rollout) if is_rit else None
 
 
 def build_encoder(info: dict) -> nn.Module:

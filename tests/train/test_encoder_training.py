@@ -112,7 +112,7 @@ def test_checkpoint_curve_and_embedding_cache_round_trip(tmp_path):
     seed_everything(1)
     again = RiT(RiTConfig(**checkpoint_info(tmp_path / "rit.safetensors")["config"])).eval()
     load_checkpoint(again, tmp_path / "rit.safetensors")
-    tokens, presence = embed_subjects(again, data.subjects, data, batch_size=5)
+    tokens, presence, _ = embed_subjects(again, data.subjects, data, batch_size=5)
     assert tokens.shape == (12, 5, 16) and tokens.dtype == np.float16 and presence.dtype == np.uint8
     expected = np.stack([data.data[s]["presence"] for s in data.subjects]).astype(np.uint8)
     assert np.array_equal(presence, expected)
@@ -160,7 +160,7 @@ def test_med3d_embeds_one_token_with_presence_one():
     seed_everything(0)
     model = Med3D()
     vols = {f"s{i}": {"volume": np.random.default_rng(i).normal(size=(16, 16, 16)).astype(np.float32)} for i in range(3)}
-    tokens, presence = embed_subjects(model, list(vols), vols.__getitem__, batch_size=2)
+    tokens, presence, _ = embed_subjects(model, list(vols), vols.__getitem__, batch_size=2)
     assert tokens.shape == (3, 1, 512) and presence.tolist() == [[1], [1], [1]]
 
 

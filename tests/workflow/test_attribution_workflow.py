@@ -112,7 +112,8 @@ def test_dumps_hold_every_test_subject_in_float16_with_names_and_the_demo_note(a
         assert dump.gene_importance.dtype == dump.roi_importance.dtype == np.float16
         assert dump.label.tolist() == [info["stage_of"][s] for s in expected]
         np.testing.assert_allclose(dump.probabilities.astype(float).sum(1), 1.0, atol=2e-3)
-        assert dump.note == "demo model, random init" and dump.meta["sink"] == "exclude"
+        assert dump.note == "demo model, random init; attribution: rollout" and dump.meta["sink"] == "exclude"
+        assert dump.method == "rollout"
         assert dump.meta["gene_orders"] == 2 and dump.meta["gene_order_source"] == "permuted"
         assert (dump.gene_importance > 0).all() and (dump.gene_tokens > 0).all()  # every gene has tokens
         summary = json.loads((work / ATTR / f"fold{k}" / "summary.json").read_text())
@@ -127,7 +128,7 @@ def test_tables_and_figures_are_made_and_say_demo(attr_run):
     work, _, _, _ = attr_run
     for name in ("genes.tsv", "rois.tsv", "roi_gene.tsv", "roi_gene_top.tsv", "enrichment.tsv", "recovery.tsv"):
         path = work / ATTR / name
-        assert path.read_text().startswith("# demo model, random init\n"), name
+        assert path.read_text().startswith("# demo model, random init; attribution: rollout\n"), name
     genes = read_tsv(work / ATTR / "genes.tsv")
     assert len(genes) == 105 and set(genes.columns) >= {"gene", "frequency", "stable", "rank", "gwas_ad"}
     rois = read_tsv(work / ATTR / "rois.tsv")
@@ -136,7 +137,7 @@ def test_tables_and_figures_are_made_and_say_demo(attr_run):
     assert len(pairs) == 3 * 109 * 105
     enrichment = read_tsv(work / ATTR / "enrichment.tsv")
     assert enrichment.loc[0, "universe"] == 105 and enrichment.loc[0, "n_gwas"] == 45
-    assert (work / ATTR / "recovery.md").read_text().startswith("_demo model, random init_")
+    assert (work / ATTR / "recovery.md").read_text().startswith("_demo model, random init; attribution: rollout_")
     for n in (1, 2):
         for ext in ("png", "pdf"):
             assert (work / FIG / f"figure{n}.{ext}").stat().st_size > 10_000

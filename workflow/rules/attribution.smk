@@ -6,7 +6,7 @@
 
 
 rule attribute:
-    """Streaming attention rollout (eager attention, one layer at a time) of one fold's test subjects -> dump."""
+    """Attribution (attribution.method; eager attention) of one fold's test subjects -> dump."""
     input:
         checkpoint=R("llm_checkpoint"),
         samples=R("samples"),
@@ -15,10 +15,14 @@ rule attribute:
         embeddings=R("embeddings", encoder="rit"),
         gene_panel=GEN["gene_panel"],
         rois=IMG["rois_table"],
+        rit_checkpoint=R("encoder_checkpoint", encoder="rit"),
+        roi_index=R("roi_index"),
     output:
         dump=R("attention_dump"),
         summary=R("attention_summary"),
     params:
+        method=ATTR["method"],
+        ig_steps=ATTR["ig_steps"],
         sink=ATTR["sink"],
         answer_rows=ATTR["answer_rows"],
         batch_size=ATTR["batch_size"],
@@ -37,10 +41,54 @@ rule attribute:
     shell:
         "rgenima attribute --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} --embeddings {input.embeddings:q} "
-        "--snp-separator {params.snp_separator:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} --fold {wildcards.k:q} --model {wildcards.model:q} "
-        "--sink {params.sink:q} --answer-rows {params.answer_rows:q} --gene-orders {params.gene_orders:q} "
+        "--snp-separator {params.snp_separator:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--fold {wildcards.k:q} --model {wildcards.model:q} "
+        "--method {params.method:q} --rit-checkpoint {input.rit_checkpoint:q} --roi-index {input.roi_index:q} "
+        "--ig-steps {params.ig_steps:q} --sink {params.sink:q} --answer-rows {params.answer_rows:q} "
+        "--gene-orders {params.gene_orders:q} "
         "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
         "--threads {threads:q} --output {output.dump:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+rule faithfulness:
+    """Deletion test of every attribution method against random deletion, on the first fold's first test subjects."""
+    input:
+        checkpoint=R("llm_checkpoint", k=FOLDS[0]),
+        samples=R("samples", k=FOLDS[0]),
+        imputed=R("imputed", k=FOLDS[0]),
+        snps=R("snps"),
+        embeddings=R("embeddings", encoder="rit", k=FOLDS[0]),
+        gene_panel=GEN["gene_panel"],
+        rois=IMG["rois_table"],
+        rit_checkpoint=R("encoder_checkpoint", encoder="rit", k=FOLDS[0]),
+        roi_index=R("roi_index"),
+    output:
+        table=R("faithfulness"),
+        markdown=report(R("faithfulness_md"), category="Interpretability", subcategory="{model} ({dconfig})",
+                        caption="../report/attribution_faithfulness.rst"),
+    params:
+        methods=ATTR["faithfulness_methods"],
+        subjects=ATTR["faithfulness_subjects"],
+        ks=ATTR["faithfulness_k"],
+        n_random=ATTR["faithfulness_random"],
+        ig_steps=ATTR["ig_steps"],
+        seed=config["seed"],
+        snp_separator=GEN["snp_separator"],
+    threads: 2
+    log:
+        log_path("attribution", "faithfulness_{model}_{dconfig}"),
+    benchmark:
+        benchmark_path("attribution", "faithfulness_{model}_{dconfig}")
+    conda:
+        conda_env("analysis")
+    shell:
+        "rgenima faithfulness --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
+        "--imputed {input.imputed:q} --snps {input.snps:q} --embeddings {input.embeddings:q} "
+        "--gene-panel {input.gene_panel:q} --rois {input.rois:q} --rit-checkpoint {input.rit_checkpoint:q} "
+        "--roi-index {input.roi_index:q} --methods {params.methods:q} --subjects {params.subjects:q} "
+        "--ks {params.ks:q} --n-random {params.n_random:q} --ig-steps {params.ig_steps:q} --seed {params.seed:q} "
+        "--snp-separator {params.snp_separator:q} --threads {threads:q} --output {output.table:q} "
+        "--markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule bootstrap_genes:

@@ -282,7 +282,8 @@ def get_final_output(wildcards=None):
     # The null control and the power simulation are targets of their own (rules null_control, power): minutes each.
     targets.append(R("pair_association_top"))
     for model in ATTR_MODELS:
-        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md", "selection"]
+        tables = ["stable_genes", "stable_rois", "roi_gene_top", "enrichment", "enrichment_md", "selection",
+                  "faithfulness_md"]
         tables += ["recovery_md"] if SYNTHETIC else []
         targets += [R(name, model=model, dconfig=ATTR_DCONFIG) for name in tables]
         targets += [R("figure", model=model, dconfig=ATTR_DCONFIG, n=n, ext=ext) for n in (1, 2) for ext in ("png", "pdf")]
