@@ -132,7 +132,9 @@ def label_logprob(model, batch: AnswerBatch, visual_tokens: torch.Tensor,
     ids = batch.inputs["input_ids"]
     rows = [torch.as_tensor(batch.offset(b) + m.answer_rows, device=ids.device) for b, m in enumerate(batch.maps)]
     keep = batch.width - int(min(int(r.min()) for r in rows))  # left padding: every label row is in the tail
-    embeds = model.embed_inputs(ids, visual_tokens, text_embeds)
+    # gene tokens (llm.gene_input: tokens) are spliced from the batch's dosages, as in fine-tuning
+    embeds = model.embed_inputs(ids, visual_tokens, batch.inputs.get("gene_dosages"), batch.inputs.get("gene_ids"),
+                                text_embeds=text_embeds)
     logits = model.causal_lm(inputs_embeds=embeds, attention_mask=batch.inputs["attention_mask"],
                              position_ids=batch.inputs["position_ids"], use_cache=False,
                              logits_to_keep=keep).logits

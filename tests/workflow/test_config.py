@@ -35,7 +35,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
             "gene_tokens": folds, "train_baseline": baseline_runs * folds, "finetune": llm_runs * folds,
             "predict": llm_runs * folds, "attribute": attributed * folds,
             **{rule: attributed for rule in ("bootstrap_genes", "bootstrap_rois", "bootstrap_roi_gene", "enrichment",
-                                             "attribution_recovery", "attribution_select", "figure_1", "figure_2")}}
+                                             "attribution_recovery", "attribution_select", "faithfulness", "figure_1",
+                                             "figure_2")}}
 
 
 def test_demo_config_validates_and_plans_the_demo(tmp_path):
