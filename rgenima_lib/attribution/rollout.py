@@ -1,4 +1,4 @@
-"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer through forward hooks (paper 2.2–2.4, 4.3).
+"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer at SDPA cost (paper 2.2–2.4, 4.3).
 
 Per layer l the head-mean attention Ā_l (float[T, T]) is mixed with the
 residual path and renormalised,
@@ -18,13 +18,26 @@ M (float[T, K], K = 1 + n_genes + n_rois = 215). Because
     R @ M = Â_L (⋯ (Â_1 M)),
 
 the product can be carried bottom-up in the order the forward pass visits the
-layers: a hook on each attention module receives that layer's weights, updates
-X ← Â_l X (float[T, K]) and lets the weights go. Memory is one layer's
-attention plus X; cost O(K · T²) per layer instead of the O(T³) of the full
-matrix product, and the result is exact (not an approximation).
+layers: each layer updates X ← Â_l X (float[T, K]) and lets its attention go.
+Cost O(K · T²) per layer instead of the O(T³) of the full matrix product, and
+the result is exact (not an approximation).
+
+How a layer is seen (:func:`rollout_attention`). The pass runs under an
+attention implementation of its own, registered in the Hugging Face
+``AttentionInterface``: each layer's output comes from SDPA, as in scoring,
+and from the same post-rotary queries and keys Ā is rebuilt a block of query
+rows at a time, softmax(q kᵀ · scaling + mask) averaged over the heads (kv heads
+repeated for grouped-query attention). Row i of Â_l X needs only row i of Â_l,
+so each block is mixed, multiplied into the old X and dropped; X is replaced
+once the layer's last block is done. Under causal attention a block of rows
+i < b needs keys j < b only. The per-head weights therefore exist for one
+block (``StreamingRollout.chunk_elements`` numbers), never as H × T × T, and
+no float32 copy of a whole layer is made. :func:`eager_rollout_hooks` is the
+eager reference it replaces (forward hooks on eager attention, one whole layer
+at a time) and gives the same numbers.
 
 Why column sums and not rows (docs/design.md, "Attention rollout"): bottom-up
-(the order hooks see the layers) rows cannot be restricted, because under
+(the order the forward pass visits the layers) rows cannot be restricted, because under
 causal attention the answer row of Â_l R_{l-1} reads every row of R_{l-1};
 restricting rows would need the layers top-down, i.e. keeping all of them.
 Propagating the needed *column aggregates* gives the same numbers, the same
@@ -46,21 +59,29 @@ Attention sink. Decoder LLMs park much of their attention on the first token
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 from dataclasses import dataclass
 
 import torch
 
+from rgenima_lib.models.attention import attention_implementation, register_attention
+
 SINK_MODES = ("exclude", "keep", "per_layer")
 
 
-def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
-                    sink: str = "exclude", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """One layer's rollout factor Â = rownorm(0.5 · mean_heads(A) + 0.5 · I).
+def mix_rows(bar: torch.Tensor, first_row: int = 0, valid: torch.Tensor | None = None,
+             sink_index: torch.Tensor | None = None, sink: str = "exclude") -> torch.Tensor:
+    """Rows ``first_row ..`` of one layer's rollout factor Â = rownorm(0.5 · Ā + 0.5 · I), in place.
 
     Parameters
     ----------
-    attn : float[B, H, T, T]
-        Attention probabilities of one layer (rows sum to 1 over the keys).
+    bar : float[B, r, W]
+        Rows ``first_row .. first_row + r - 1`` of the head-mean attention Ā, keys ``0 .. W - 1``
+        (W >= first_row + r; under causal attention the keys after the last row are all zero and
+        may be left out). Overwritten.
+    first_row : int
+        Position of the block's first row in the sequence.
     valid : bool[B, T], optional
         False on padding and on tokens excluded from attention (absent ROIs):
         their rows become identity rows and their columns are zeroed, so a
@@ -69,6 +90,44 @@ def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_
         Position of each sample's first real token (needed by ``sink="per_layer"``).
     sink : {"exclude", "keep", "per_layer"}
         See the module docstring; only ``per_layer`` changes Â.
+
+    Returns
+    -------
+    float[B, r, W]
+        ``bar``, now the rows of Â: row-stochastic.
+    """
+    if sink not in SINK_MODES:
+        raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
+    # In place throughout: at 8k tokens every extra T x T copy is 256 MB.
+    b, r, width = bar.shape
+    bar.nan_to_num_(nan=0.0)
+    if valid is not None:
+        v = valid.to(bar.dtype)
+        bar.mul_(v[:, first_row:first_row + r, None]).mul_(v[:, None, :width])
+    if sink == "per_layer":
+        if sink_index is None:
+            raise ValueError("sink='per_layer' needs sink_index")
+        # Rows before the sink cannot see it (causal) and are padding anyway: only columns inside the block count.
+        column = sink_index.to(bar.device).clamp(max=width - 1)[:, None, None].expand(b, r, 1)
+        rows = torch.arange(first_row, first_row + r, device=bar.device)
+        others = (rows[None, :] != sink_index.to(bar.device)[:, None]) & (sink_index.to(bar.device) < width)[:, None]
+        bar.scatter_(2, column, bar.gather(2, column).masked_fill_(others[:, :, None], 0.0))  # the sink keeps its own
+        bar.div_(bar.sum(-1, keepdim=True).clamp_min(torch.finfo(bar.dtype).tiny))
+    mixed = bar.mul_(0.5)
+    mixed.diagonal(offset=first_row, dim1=-2, dim2=-1).add_(0.5)  # + 0.5 I without a T x T identity
+    return mixed.div_(mixed.sum(-1, keepdim=True))
+
+
+def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
+                    sink: str = "exclude", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One layer's whole rollout factor Â from its attention weights (:func:`mix_rows` on all rows).
+
+    Parameters
+    ----------
+    attn : float[B, H, T, T]
+        Attention probabilities of one layer (rows sum to 1 over the keys).
+    valid, sink_index, sink
+        As :func:`mix_rows`.
     dtype : torch.dtype
         Compute dtype of the result.
 
@@ -77,26 +136,7 @@ def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_
     float[B, T, T]
         Row-stochastic, lower triangular for causal attention.
     """
-    if sink not in SINK_MODES:
-        raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
-    # In place from here on: at 8k tokens every extra T x T copy is 256 MB.
-    bar = attn.to(dtype).mean(dim=1)
-    bar.nan_to_num_(nan=0.0)
-    b, t, _ = bar.shape
-    if valid is not None:
-        v = valid.to(dtype)
-        bar.mul_(v[:, :, None]).mul_(v[:, None, :])
-    if sink == "per_layer":
-        if sink_index is None:
-            raise ValueError("sink='per_layer' needs sink_index")
-        rows = torch.arange(b, device=bar.device)
-        own = bar[rows, sink_index, sink_index].clone()  # the first token still attends to itself
-        bar[rows, :, sink_index] = 0.0
-        bar[rows, sink_index, sink_index] = own
-        bar = bar / bar.sum(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    mixed = bar.mul_(0.5)
-    mixed.diagonal(dim1=-2, dim2=-1).add_(0.5)  # + 0.5 I without a T x T identity
-    return mixed.div_(mixed.sum(-1, keepdim=True))
+    return mix_rows(attn.to(dtype).mean(dim=1), 0, valid, sink_index, sink)
 
 
 def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
@@ -122,20 +162,65 @@ def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torc
     return rollout
 
 
+def head_mean_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                   first_row: int, n_rows: int, causal: bool, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Rows of one layer's head-mean attention Ā, from its queries and keys (what eager attention computes).
+
+    Parameters
+    ----------
+    query : float[B, H, T, d]
+        Post-rotary queries.
+    key : float[B, H, T, d]
+        Post-rotary keys, kv heads already repeated to H (grouped-query attention).
+    mask : bool or float[B, 1 or H, T, T], optional
+        SDPA's mask (True = attend) or an additive one; None means plain causal (no padding).
+    scaling : float
+        Multiplies q · k (1 / sqrt(d) for Qwen2 and Llama).
+    first_row, n_rows : int
+        The block of query rows.
+    causal : bool
+        Keys after the block's last row get no weight: leave them out (exact, and half the work).
+    dtype : torch.dtype
+        Softmax and head-mean dtype (float32 even for bfloat16 models).
+
+    Returns
+    -------
+    float[B, n_rows, W]
+        W = first_row + n_rows when causal, else T. Per-head weights exist only for this block
+        (float[B, H, n_rows, W]), never for the whole layer.
+    """
+    stop = first_row + n_rows
+    width = stop if causal else key.shape[2]
+    logits = torch.matmul(query[:, :, first_row:stop], key[:, :, :width].transpose(2, 3)).mul_(scaling)
+    if mask is None:
+        if causal:
+            future = (torch.arange(width, device=logits.device)[None, :]
+                      > torch.arange(first_row, stop, device=logits.device)[:, None])
+            logits.masked_fill_(future, float("-inf"))
+    elif mask.dtype == torch.bool:
+        logits.masked_fill_(~mask[:, :, first_row:stop, :width], float("-inf"))
+    else:
+        logits.add_(mask[:, :, first_row:stop, :width])
+    return torch.softmax(logits, dim=-1, dtype=dtype).mean(dim=1)
+
+
 class StreamingRollout:
-    """Carries X = Â_l ⋯ Â_1 M through the layers, one layer's attention at a time.
+    """Carries X = Â_l ⋯ Â_1 M through the layers, one layer (or one block of a layer's rows) at a time.
 
     Parameters
     ----------
     columns : float[B, T, K]
         M: indicator columns of the token sets whose rollout share is wanted.
     valid : bool[B, T], optional
-        As :func:`mixed_attention`.
+        As :func:`mix_rows`.
     sink_index : int64[B], optional
         First real token of each sample (``sink="per_layer"``).
     sink : {"exclude", "keep", "per_layer"}
     dtype : torch.dtype
         Accumulation dtype (float32 matches float64 to ~1e-7 here).
+    chunk_elements : int
+        Budget for one block of per-head weights (B · H · rows · T numbers) in :meth:`fold_attention`:
+        the block has ``max(1, chunk_elements // (B · H · T))`` rows.
 
     Attributes
     ----------
@@ -143,10 +228,13 @@ class StreamingRollout:
         R_l @ M after the layers seen so far.
     n_layers : int
         Layers seen.
+    largest_block : tuple of int
+        Largest per-head weight block (B, H, rows, keys) :meth:`fold_attention` has formed.
     """
 
     def __init__(self, columns: torch.Tensor, valid: torch.Tensor | None = None,
-                 sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32):
+                 sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32,
+                 chunk_elements: int = 2 ** 22):
         if sink not in SINK_MODES:
             raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
         self.state = columns.to(dtype)
@@ -154,20 +242,125 @@ class StreamingRollout:
         self.sink_index = sink_index
         self.sink = sink
         self.dtype = dtype
+        self.chunk_elements = int(chunk_elements)
         self.n_layers = 0
+        self.largest_block: tuple[int, ...] = (0, 0, 0, 0)
+
+    def _check_length(self, length: int, shape) -> None:
+        if length != self.state.shape[1]:
+            raise RuntimeError(f"attention of shape {tuple(shape)} for a sequence of {self.state.shape[1]} "
+                               "tokens: run the rollout pass without a KV cache")
+
+    def fold_rows(self, blocks) -> None:
+        """Fold one layer, given as blocks of rows of its head-mean attention, into the state.
+
+        Row i of Â X needs only row i of Â, so each block's product is formed and written at once;
+        the state is replaced only after the whole layer, since every row reads the old X.
+
+        Parameters
+        ----------
+        blocks : iterable of (int, float[B, r, W])
+            (first row, rows of Ā over keys ``0 .. W - 1``), covering rows 0 .. T - 1 in order.
+        """
+        with torch.no_grad():
+            new_state = torch.empty_like(self.state)
+            covered = 0
+            for first_row, bar in blocks:
+                if first_row != covered:
+                    raise RuntimeError(f"rollout blocks out of order: block at row {first_row}, expected {covered}")
+                rows = mix_rows(bar.to(self.dtype), first_row, self.valid, self.sink_index, self.sink)
+                covered = first_row + rows.shape[1]
+                new_state[:, first_row:covered] = torch.bmm(rows, self.state[:, :rows.shape[2]].to(rows.device))
+            if covered != self.state.shape[1]:
+                raise RuntimeError(f"rollout blocks cover {covered} of {self.state.shape[1]} rows")
+            self.state = new_state
+        self.n_layers += 1
 
     def update(self, attn: torch.Tensor) -> None:
-        """Fold one layer's attention float[B, H, T, T] into the state."""
+        """Fold one layer's whole attention float[B, H, T, T] into the state (the eager reference)."""
         if attn is None:
-            raise RuntimeError("the attention module returned no weights: load the model with "
-                               "attn_implementation='eager' for attribution")
-        if attn.shape[-1] != self.state.shape[1] or attn.shape[-2] != self.state.shape[1]:
-            raise RuntimeError(f"attention of shape {tuple(attn.shape)} for a sequence of {self.state.shape[1]} "
-                               "tokens: run the rollout pass without a KV cache")
+            raise RuntimeError("the attention module returned no weights: eager_rollout_hooks needs eager attention")
+        self._check_length(attn.shape[-1], attn.shape)
+        self._check_length(attn.shape[-2], attn.shape)
+        self.fold_rows([(0, attn.detach().to(self.dtype).mean(dim=1))])
+
+    def fold_attention(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                       causal: bool = True) -> None:
+        """Fold one layer into the state from its queries and keys, a block of rows at a time.
+
+        Parameters
+        ----------
+        query, key : float[B, H, T, d]
+            As :func:`head_mean_rows` (kv heads repeated).
+        mask : bool or float[B, 1 or H, T, T], optional
+        scaling : float
+        causal : bool
+        """
+        self._check_length(key.shape[2], key.shape)
+        self._check_length(query.shape[2], query.shape)
+        b, heads, length, _ = query.shape
+        step = max(1, self.chunk_elements // (b * heads * length))
+
+        def blocks():
+            for first_row in range(0, length, step):
+                n_rows = min(step, length - first_row)
+                width = first_row + n_rows if causal else length
+                self.largest_block = max(self.largest_block, (b, heads, n_rows, width), key=math.prod)
+                yield first_row, head_mean_rows(query, key, mask, scaling, first_row, n_rows, causal, self.dtype)
+
         with torch.no_grad():
-            layer = mixed_attention(attn.detach(), self.valid, self.sink_index, self.sink, self.dtype)
-            self.state = torch.bmm(layer, self.state.to(layer.device))
-        self.n_layers += 1
+            self.fold_rows(blocks())
+
+
+ROLLOUT_ATTENTION = "rgenima_rollout"
+"""Name of :func:`rollout_attention_forward` in the Hugging Face ``AttentionInterface``."""
+
+_ACTIVE_TRACKER: contextvars.ContextVar = contextvars.ContextVar("rollout_tracker", default=None)
+
+
+def rollout_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                              attention_mask: torch.Tensor | None, scaling: float | None = None,
+                              dropout: float = 0.0, **kwargs):
+    """Attention implementation of the rollout pass: SDPA's output, and the layer folded into the tracker.
+
+    Called by each Qwen2 / Llama attention module with post-rotary ``query`` float[B, H, T, d] and
+    ``key`` / ``value`` float[B, H_kv, T, d]; the layer's output is SDPA's, so the pass runs the same
+    network as scoring does, and the weights are rebuilt block by block for
+    :meth:`StreamingRollout.fold_attention` only.
+
+    Returns
+    -------
+    (float[B, T, H, d], None)
+        As ``sdpa_attention_forward``; no weights are returned (nothing downstream keeps them).
+    """
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    tracker = _ACTIVE_TRACKER.get()
+    if tracker is None:
+        raise RuntimeError(f"attention implementation {ROLLOUT_ATTENTION!r} outside rollout_attention(model, tracker)")
+    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                       **kwargs)
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    tracker.fold_attention(query.detach(), repeat_kv(key.detach(), getattr(module, "num_key_value_groups", 1)),
+                           attention_mask, scale, causal=bool(getattr(module, "is_causal", True)))
+    return output, None
+
+
+@contextlib.contextmanager
+def rollout_attention(model, tracker: StreamingRollout):
+    """Fold every layer into ``tracker`` during the forward passes inside the block (SDPA for the outputs).
+
+    Works whatever attention the model was loaded with; the implementation is restored on exit.
+    Memory beyond an SDPA forward: the state X twice (old and new, float[B, T, K]), the layer's
+    repeated keys and one block of per-head weights (``tracker.chunk_elements`` numbers).
+    """
+    register_attention(ROLLOUT_ATTENTION, rollout_attention_forward)
+    token = _ACTIVE_TRACKER.set(tracker)
+    try:
+        with attention_implementation(model, ROLLOUT_ATTENTION):
+            yield tracker
+    finally:
+        _ACTIVE_TRACKER.reset(token)
 
 
 def attention_modules(model) -> list:
@@ -188,22 +381,23 @@ def attention_modules(model) -> list:
 
 
 @contextlib.contextmanager
-def rollout_hooks(model, tracker: StreamingRollout):
-    """Feed every layer's attention weights to ``tracker`` during the forward passes inside the block.
+def eager_rollout_hooks(model, tracker: StreamingRollout):
+    """The eager reference of :func:`rollout_attention`: forward hooks read each layer's full weights.
 
-    The hook reads the weights the eager attention returns (``output[1]``)
-    and keeps nothing: the decoder layer drops them right after, so at most
-    one layer's attention is alive at any time.
+    Runs eager attention inside the block (restored on exit); a hook takes ``output[1]``, the
+    float[B, H, T, T] weights eager attention returns, and keeps nothing. Kept for the tests and the
+    benchmark: it costs 4-16x the memory of the SDPA-based pass.
     """
     def hook(_module, _args, output):
         tracker.update(output[1] if isinstance(output, tuple) else None)
 
-    handles = [m.register_forward_hook(hook) for m in attention_modules(model)]
-    try:
-        yield tracker
-    finally:
-        for handle in handles:
-            handle.remove()
+    with attention_implementation(model, "eager"):
+        handles = [m.register_forward_hook(hook) for m in attention_modules(model)]
+        try:
+            yield tracker
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 @dataclass

@@ -6,7 +6,7 @@
 
 
 rule attribute:
-    """Streaming attention rollout (eager attention, one layer at a time) of one fold's test subjects -> dump."""
+    """Streaming attention rollout (SDPA outputs, attention rebuilt in row blocks) of one fold's test subjects -> dump."""
     input:
         checkpoint=R("llm_checkpoint"),
         samples=R("samples"),
