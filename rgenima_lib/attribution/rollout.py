@@ -70,18 +70,14 @@ from rgenima_lib.models.attention import attention_implementation, register_atte
 SINK_MODES = ("exclude", "keep", "per_layer")
 
 
-def mix_rows(bar: torch.Tensor, first_row: int = 0, valid: torch.Tensor | None = None,
-             sink_index: torch.Tensor | None = None, sink: str = "exclude") -> torch.Tensor:
-    """Rows ``first_row ..`` of one layer's rollout factor Â = rownorm(0.5 · Ā + 0.5 · I), in place.
+def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
+                    sink: str = "exclude", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One layer's rollout factor Â = rownorm(0.5 · mean_heads(A) + 0.5 · I).
 
     Parameters
     ----------
-    bar : float[B, r, W]
-        Rows ``first_row .. first_row + r - 1`` of the head-mean attention Ā, keys ``0 .. W - 1``
-        (W >= first_row + r; under causal attention the keys after the last row are all zero and
-        may be left out). Overwritten.
-    first_row : int
-        Position of the block's first row in the sequence.
+    attn : float[B, H, T, T]
+        Attention probabilities of one layer (rows sum to 1 over the keys).
     valid : bool[B, T], optional
         False on padding and on tokens excluded from attention (absent ROIs):
         their rows become identity rows and their columns are zeroed, so a
@@ -90,44 +86,6 @@ def mix_rows(bar: torch.Tensor, first_row: int = 0, valid: torch.Tensor | None =
         Position of each sample's first real token (needed by ``sink="per_layer"``).
     sink : {"exclude", "keep", "per_layer"}
         See the module docstring; only ``per_layer`` changes Â.
-
-    Returns
-    -------
-    float[B, r, W]
-        ``bar``, now the rows of Â: row-stochastic.
-    """
-    if sink not in SINK_MODES:
-        raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
-    # In place throughout: at 8k tokens every extra T x T copy is 256 MB.
-    b, r, width = bar.shape
-    bar.nan_to_num_(nan=0.0)
-    if valid is not None:
-        v = valid.to(bar.dtype)
-        bar.mul_(v[:, first_row:first_row + r, None]).mul_(v[:, None, :width])
-    if sink == "per_layer":
-        if sink_index is None:
-            raise ValueError("sink='per_layer' needs sink_index")
-        # Rows before the sink cannot see it (causal) and are padding anyway: only columns inside the block count.
-        column = sink_index.to(bar.device).clamp(max=width - 1)[:, None, None].expand(b, r, 1)
-        rows = torch.arange(first_row, first_row + r, device=bar.device)
-        others = (rows[None, :] != sink_index.to(bar.device)[:, None]) & (sink_index.to(bar.device) < width)[:, None]
-        bar.scatter_(2, column, bar.gather(2, column).masked_fill_(others[:, :, None], 0.0))  # the sink keeps its own
-        bar.div_(bar.sum(-1, keepdim=True).clamp_min(torch.finfo(bar.dtype).tiny))
-    mixed = bar.mul_(0.5)
-    mixed.diagonal(offset=first_row, dim1=-2, dim2=-1).add_(0.5)  # + 0.5 I without a T x T identity
-    return mixed.div_(mixed.sum(-1, keepdim=True))
-
-
-def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
-                    sink: str = "exclude", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """One layer's whole rollout factor Â from its attention weights (:func:`mix_rows` on all rows).
-
-    Parameters
-    ----------
-    attn : float[B, H, T, T]
-        Attention probabilities of one layer (rows sum to 1 over the keys).
-    valid, sink_index, sink
-        As :func:`mix_rows`.
     dtype : torch.dtype
         Compute dtype of the result.
 
@@ -136,7 +94,26 @@ def mixed_attention(attn: torch.Tensor, valid: torch.Tensor | None = None, sink_
     float[B, T, T]
         Row-stochastic, lower triangular for causal attention.
     """
-    return mix_rows(attn.to(dtype).mean(dim=1), 0, valid, sink_index, sink)
+    if sink not in SINK_MODES:
+        raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
+    # In place from here on: at 8k tokens every extra T x T copy is 256 MB.
+    bar = attn.to(dtype).mean(dim=1)
+    bar.nan_to_num_(nan=0.0)
+    b, t, _ = bar.shape
+    if valid is not None:
+        v = valid.to(dtype)
+        bar.mul_(v[:, :, None]).mul_(v[:, None, :])
+    if sink == "per_layer":
+        if sink_index is None:
+            raise ValueError("sink='per_layer' needs sink_index")
+        rows = torch.arange(b, device=bar.device)
+        own = bar[rows, sink_index, sink_index].clone()  # the first token still attends to itself
+        bar[rows, :, sink_index] = 0.0
+        bar[rows, sink_index, sink_index] = own
+        bar = bar / bar.sum(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+    mixed = bar.mul_(0.5)
+    mixed.diagonal(dim1=-2, dim2=-1).add_(0.5)  # + 0.5 I without a T x T identity
+    return mixed.div_(mixed.sum(-1, keepdim=True))
 
 
 def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torch.Tensor | None = None,
@@ -162,46 +139,42 @@ def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torc
     return rollout
 
 
-def head_mean_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
-                   first_row: int, n_rows: int, causal: bool, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def head_mean_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, first_row: int,
+                   n_rows: int, causal: bool) -> torch.Tensor:
     """Rows of one layer's head-mean attention Ā, from its queries and keys (what eager attention computes).
 
     Parameters
     ----------
     query : float[B, H, T, d]
-        Post-rotary queries.
+        Post-rotary queries, already multiplied by the attention's scaling, in the dtype of the
+        result (float32 even for a bfloat16 model: the softmax runs in place in it).
     key : float[B, H, T, d]
-        Post-rotary keys, kv heads already repeated to H (grouped-query attention).
+        Post-rotary keys, kv heads already repeated to H (grouped-query attention), same dtype.
     mask : bool or float[B, 1 or H, T, T], optional
         SDPA's mask (True = attend) or an additive one; None means plain causal (no padding).
-    scaling : float
-        Multiplies q · k (1 / sqrt(d) for Qwen2 and Llama).
     first_row, n_rows : int
         The block of query rows.
     causal : bool
         Keys after the block's last row get no weight: leave them out (exact, and half the work).
-    dtype : torch.dtype
-        Softmax and head-mean dtype (float32 even for bfloat16 models).
 
     Returns
     -------
     float[B, n_rows, W]
         W = first_row + n_rows when causal, else T. Per-head weights exist only for this block
-        (float[B, H, n_rows, W]), never for the whole layer.
+        (float[B, H, n_rows, W]), never for the whole layer. A row with every key masked is NaN.
     """
     stop = first_row + n_rows
     width = stop if causal else key.shape[2]
-    logits = torch.matmul(query[:, :, first_row:stop], key[:, :, :width].transpose(2, 3)).mul_(scaling)
+    logits = torch.matmul(query[:, :, first_row:stop], key[:, :, :width].transpose(2, 3))
     if mask is None:
-        if causal:
-            future = (torch.arange(width, device=logits.device)[None, :]
-                      > torch.arange(first_row, stop, device=logits.device)[:, None])
-            logits.masked_fill_(future, float("-inf"))
+        if causal:  # keys before the block are all visible: only its own triangle is masked
+            future = torch.ones(n_rows, n_rows, dtype=torch.bool, device=logits.device).triu_(1)
+            logits[..., first_row:stop].masked_fill_(future, float("-inf"))
     elif mask.dtype == torch.bool:
         logits.masked_fill_(~mask[:, :, first_row:stop, :width], float("-inf"))
     else:
         logits.add_(mask[:, :, first_row:stop, :width])
-    return torch.softmax(logits, dim=-1, dtype=dtype).mean(dim=1)
+    return torch.softmax(logits, dim=-1, out=logits).mean(dim=1)  # in place: one block buffer, not two
 
 
 class StreamingRollout:
@@ -212,7 +185,7 @@ class StreamingRollout:
     columns : float[B, T, K]
         M: indicator columns of the token sets whose rollout share is wanted.
     valid : bool[B, T], optional
-        As :func:`mix_rows`.
+        As :func:`mixed_attention`.
     sink_index : int64[B], optional
         First real token of each sample (``sink="per_layer"``).
     sink : {"exclude", "keep", "per_layer"}
@@ -234,10 +207,12 @@ class StreamingRollout:
 
     def __init__(self, columns: torch.Tensor, valid: torch.Tensor | None = None,
                  sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32,
-                 chunk_elements: int = 2 ** 22):
+                 chunk_elements: int = 2 ** 20):
         if sink not in SINK_MODES:
             raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
-        self.state = columns.to(dtype)
+        if sink == "per_layer" and sink_index is None:
+            raise ValueError("sink='per_layer' needs sink_index")
+        self.state = columns.to(dtype=dtype, copy=True)  # folded in place by fold_rows
         self.valid = valid
         self.sink_index = sink_index
         self.sink = sink
@@ -251,38 +226,96 @@ class StreamingRollout:
             raise RuntimeError(f"attention of shape {tuple(shape)} for a sequence of {self.state.shape[1]} "
                                "tokens: run the rollout pass without a KV cache")
 
-    def fold_rows(self, blocks) -> None:
-        """Fold one layer, given as blocks of rows of its head-mean attention, into the state.
-
-        Row i of Â X needs only row i of Â, so each block's product is formed and written at once;
-        the state is replaced only after the whole layer, since every row reads the old X.
-
-        Parameters
-        ----------
-        blocks : iterable of (int, float[B, r, W])
-            (first row, rows of Ā over keys ``0 .. W - 1``), covering rows 0 .. T - 1 in order.
-        """
-        with torch.no_grad():
-            new_state = torch.empty_like(self.state)
-            covered = 0
-            for first_row, bar in blocks:
-                if first_row != covered:
-                    raise RuntimeError(f"rollout blocks out of order: block at row {first_row}, expected {covered}")
-                rows = mix_rows(bar.to(self.dtype), first_row, self.valid, self.sink_index, self.sink)
-                covered = first_row + rows.shape[1]
-                new_state[:, first_row:covered] = torch.bmm(rows, self.state[:, :rows.shape[2]].to(rows.device))
-            if covered != self.state.shape[1]:
-                raise RuntimeError(f"rollout blocks cover {covered} of {self.state.shape[1]} rows")
-            self.state = new_state
-        self.n_layers += 1
-
     def update(self, attn: torch.Tensor) -> None:
-        """Fold one layer's whole attention float[B, H, T, T] into the state (the eager reference)."""
+        """Fold one layer's whole attention float[B, H, T, T] into the state (the eager reference).
+
+        Forms Â explicitly with :func:`mixed_attention`; :meth:`fold_rows` gets the same numbers
+        without forming it.
+        """
         if attn is None:
             raise RuntimeError("the attention module returned no weights: eager_rollout_hooks needs eager attention")
         self._check_length(attn.shape[-1], attn.shape)
         self._check_length(attn.shape[-2], attn.shape)
-        self.fold_rows([(0, attn.detach().to(self.dtype).mean(dim=1))])
+        with torch.no_grad():
+            layer = mixed_attention(attn.detach(), self.valid, self.sink_index, self.sink, self.dtype)
+            self.state = torch.bmm(layer, self.state.to(layer.device))
+        self.n_layers += 1
+
+    def _key_weights(self, state: torch.Tensor) -> torch.Tensor:
+        """float[B, T]: 1 on the keys a layer's mixed attention may read, 0 on the masked columns.
+
+        Zero on invalid tokens; with ``sink="per_layer"`` also on the sink (its own row adds it back).
+        """
+        weights = (torch.ones(state.shape[:2], dtype=state.dtype, device=state.device) if self.valid is None
+                   else self.valid.to(device=state.device, dtype=state.dtype))
+        if self.sink == "per_layer":
+            weights = weights.clone()
+            weights[torch.arange(state.shape[0], device=state.device), self.sink_index.to(state.device)] = 0.0
+        return weights
+
+    def fold_rows(self, blocks) -> None:
+        """Fold one layer, given as blocks of rows of its head-mean attention, into the state.
+
+        Â is never formed. With a = Ā ⊙ (column weights w) and the row mass m = a · 1,
+        row i of Â X is (0.5 · (a X)_i + 0.5 · X_i) / (0.5 · m_i + 0.5) (after the rows of invalid
+        tokens are zeroed, and for ``per_layer`` after a and m are divided by m), which is
+        :func:`mixed_attention` followed by the product. One product of a block of Ā with
+        [X ⊙ w, w] (float[B, W, K + 1]) gives both a X and m. Every block reads that snapshot of the
+        old X, so the state can be overwritten block by block.
+
+        Parameters
+        ----------
+        blocks : iterable of (int, float[B, r, W])
+            (first row, rows of Ā over keys ``0 .. W - 1``, W >= first row + r), covering rows
+            0 .. T - 1 in order.
+        """
+        with torch.no_grad():
+            state = self.state
+            weights = self._key_weights(state)
+            snapshot = torch.cat([state * weights[..., None], weights[..., None]], dim=-1)  # [B, T, K + 1]
+            covered = 0
+            for first_row, bar in blocks:
+                if first_row != covered:
+                    raise RuntimeError(f"rollout blocks out of order: block at row {first_row}, expected {covered}")
+                covered = first_row + bar.shape[1]
+                state[:, first_row:covered] = self._mixed_rows(bar.to(state.device, self.dtype), first_row,
+                                                               snapshot, state[:, first_row:covered])
+            if covered != state.shape[1]:
+                raise RuntimeError(f"rollout blocks cover {covered} of {state.shape[1]} rows")
+        self.n_layers += 1
+
+    def _mixed_rows(self, bar: torch.Tensor, first_row: int, snapshot: torch.Tensor,
+                    own: torch.Tensor) -> torch.Tensor:
+        """Rows first_row .. first_row + r - 1 of Â X (see :meth:`fold_rows`).
+
+        Parameters
+        ----------
+        bar : float[B, r, W]
+        snapshot : float[B, T, K + 1]
+            [X ⊙ w, w] of the layer's old X.
+        own : float[B, r, K]
+            The same rows of the old X (the identity part).
+
+        Returns
+        -------
+        float[B, r, K]
+        """
+        n_rows, width = bar.shape[1:]
+        product = torch.bmm(bar, snapshot[:, :width])  # [B, r, K + 1]: (a X, m) per row
+        if self.sink == "per_layer":  # the sink still attends to itself
+            for b in torch.nonzero((self.sink_index >= first_row) & (self.sink_index < first_row + n_rows)).flatten():
+                sink = int(self.sink_index[b])
+                kept = 1.0 if self.valid is None else float(self.valid[b, sink])
+                product[b, sink - first_row, :-1] += bar[b, sink - first_row, sink] * kept * own[b, sink - first_row]
+                product[b, sink - first_row, -1] += bar[b, sink - first_row, sink] * kept
+        product.nan_to_num_(nan=0.0)  # a query with every key masked (padding)
+        if self.valid is not None:
+            product.mul_(self.valid[:, first_row:first_row + n_rows, None].to(product.dtype))
+        spread, mass = product[..., :-1], product[..., -1:]
+        if self.sink == "per_layer":
+            norm = mass.clamp_min(torch.finfo(mass.dtype).tiny)
+            spread, mass = spread / norm, mass / norm
+        return (0.5 * spread + 0.5 * own) / (0.5 * mass + 0.5)
 
     def fold_attention(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
                        causal: bool = True) -> None:
@@ -291,7 +324,7 @@ class StreamingRollout:
         Parameters
         ----------
         query, key : float[B, H, T, d]
-            As :func:`head_mean_rows` (kv heads repeated).
+            As :func:`head_mean_rows` (kv heads repeated), the query not yet scaled.
         mask : bool or float[B, 1 or H, T, T], optional
         scaling : float
         causal : bool
@@ -300,13 +333,16 @@ class StreamingRollout:
         self._check_length(query.shape[2], query.shape)
         b, heads, length, _ = query.shape
         step = max(1, self.chunk_elements // (b * heads * length))
+        # Once per layer rather than per block: the scaling, and float32 for a bfloat16 model.
+        scaled = query.to(self.dtype) * scaling
+        key = key.to(self.dtype)
 
         def blocks():
             for first_row in range(0, length, step):
                 n_rows = min(step, length - first_row)
                 width = first_row + n_rows if causal else length
                 self.largest_block = max(self.largest_block, (b, heads, n_rows, width), key=math.prod)
-                yield first_row, head_mean_rows(query, key, mask, scaling, first_row, n_rows, causal, self.dtype)
+                yield first_row, head_mean_rows(scaled, key, mask, first_row, n_rows, causal)
 
         with torch.no_grad():
             self.fold_rows(blocks())

@@ -65,6 +65,10 @@ def test_streaming_columns_equal_full_rollout_on_random_layers(sink):
         tracker.update(attn)
     full = full_rollout(attns, valid, sink_index, sink) @ columns
     torch.testing.assert_close(tracker.state, full, atol=1e-12, rtol=0)
+    blockwise = StreamingRollout(columns, valid, sink_index, sink, dtype=torch.float64)
+    for attn in attns:  # blocks of 5 rows over the keys up to each block's last row (causal)
+        blockwise.fold_rows((a, attn[:, :, a:a + 5, :a + 5].mean(1)) for a in range(0, t, 5))
+    torch.testing.assert_close(blockwise.state, full, atol=1e-12, rtol=0)
     shares = read_rows(tracker.state, [[t - 1], [t - 2, t - 1]], torch.tensor([[5, 6], [7, 8]]), sink=sink)
     row = full[1, [t - 2, t - 1]]
     if sink == "exclude":
