@@ -26,7 +26,8 @@ One thread per process: the machine's 2 cores are shared with other jobs, and tw
 wait on each other at every kernel stall whenever either is descheduled (spreads of 2x and more
 were seen). Default sizes: T = 2048, 6 layers (about 1.5 minutes). ``full=True``: T = 8192 with 28
 layers (the depth of Qwen2.5-7B) for ``sdpa`` and ``blockwise``, and T = 8192 with 2 layers for all
-three (one eager pass of 28 layers at 8k takes about 8 minutes here); memory at 8k is measured on
+three (one eager pass of 28 layers at 8k takes about 2 minutes here, and the timing calls each
+pass four times); memory at 8k is measured on
 the 2-layer model, since a streaming pass holds one layer at a time.
 """
 
