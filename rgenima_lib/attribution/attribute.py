@@ -5,8 +5,8 @@ For each test subject with an image:
 - the model's answer scoring (the same as :mod:`rgenima_lib.train.predict`):
   class probabilities and the predicted stage;
 - one rollout pass (:mod:`rgenima_lib.attribution.rollout`) over the prompt
-  followed by the *predicted* answer "This subject is <pred>.", eager
-  attention, no KV cache;
+  followed by the *predicted* answer "This subject is <pred>.", SDPA for the
+  layer outputs and the attention rebuilt in row blocks, no KV cache;
 - gene importance g: the answer row's rollout share summed over gene g's
   prompt tokens (:mod:`rgenima_lib.attribution.token_map`);
 - ROI importance r: the answer row's share of ROI token r;
@@ -41,7 +41,7 @@ from rgenima_lib.attribution.gradient_attention import gradient_attention_batch
 from rgenima_lib.attribution.gradient_input import gradient_input_batch
 from rgenima_lib.attribution.integrated_gradients import integrated_gradients_batch
 from rgenima_lib.attribution.methods import check_method
-from rgenima_lib.attribution.rollout import SINK_MODES, StreamingRollout, read_rows, rollout_hooks
+from rgenima_lib.attribution.rollout import SINK_MODES, StreamingRollout, read_rows, rollout_attention
 from rgenima_lib.attribution.token_map import TokenMap, token_map
 from rgenima_lib.vocabulary import STAGES
 from rgenima_lib.models.prompting import PromptCollator, end_of_turn_ids
@@ -67,7 +67,7 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
     Parameters
     ----------
     model : RGenIMA
-        Loaded with ``attn_implementation="eager"``, in eval mode.
+        In eval mode, with any attention implementation (the pass picks its own).
     samples : sequence of PromptSample
         With ``visual`` float[R, d] (R = number of ROIs).
     spans_list : sequence of spans
@@ -105,7 +105,7 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
     sink_index = torch.tensor([width - m.length for m in maps])
     tracker = StreamingRollout(_column_matrix(maps, width, n_genes, n_rois).to(device), valid.to(device),
                                sink_index.to(device), sink=sink)
-    with torch.no_grad(), rollout_hooks(model, tracker):
+    with torch.no_grad(), rollout_attention(model, tracker):
         model(**{k: v.to(device) for k, v in batch.items()}, use_cache=False, logits_to_keep=1)
     if tracker.n_layers == 0:
         raise RuntimeError("no attention layer reported its weights")
@@ -159,7 +159,7 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     Parameters
     ----------
     model : RGenIMA
-        Eager attention (``RGenIMA.from_checkpoint(path, attn_implementation="eager")``).
+        Any attention implementation: scoring runs SDPA, the rollout pass its own (SDPA-based).
     samples : sequence of PromptSample
         Test samples with images and true stages.
     spans_list : sequence
@@ -172,8 +172,8 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     sink, answer_rows : str
         See :mod:`rgenima_lib.attribution.rollout` and :mod:`rgenima_lib.attribution.token_map`.
     batch_size : int
-        Samples per forward pass (1 at paper length: one layer's eager
-        attention is H × T² floats per sample).
+        Samples per forward pass (the rollout pass holds 2 × T × K floats
+        of state per sample beside the SDPA forward).
     extra_orders : list of list of GenomeText, optional
         Per sample, the same genome in other gene orders. When given (and not
         empty) the attributions are the mean over these orders only, and the

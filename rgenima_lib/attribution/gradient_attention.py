@@ -34,6 +34,7 @@ from rgenima_lib.attribution.batch_result import BatchAttribution
 from rgenima_lib.attribution.end_to_end import (ImageInputs, answer_batch, encode_tokens, gene_sums,
                                                 gene_token_counts, label_logprob, roi_values)
 from rgenima_lib.attribution.rollout import attention_modules
+from rgenima_lib.models.attention import attention_implementation
 from rgenima_lib.models.rit import keep_attention
 
 
@@ -86,7 +87,9 @@ def _llm_attention(model):
 
     handles = [m.register_forward_hook(hook) for m in attention_modules(model)]
     try:
-        yield found
+        # Chefer's rule needs each layer's probabilities with their graph: only eager attention returns them
+        with attention_implementation(model, "eager"):
+            yield found
     finally:
         for handle in handles:
             handle.remove()
@@ -99,7 +102,7 @@ def gradient_attention_batch(model, image: ImageInputs, samples, spans_list, gen
     Parameters
     ----------
     model : RGenIMA
-        Eager attention.
+        Any attention implementation (the pass switches to eager).
     image : ImageInputs
     samples : sequence of PromptSample, length B
     spans_list : sequence of spans

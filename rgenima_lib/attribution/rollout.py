@@ -1,4 +1,4 @@
-"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer through forward hooks (paper 2.2–2.4, 4.3).
+"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer at SDPA cost (paper 2.2–2.4, 4.3).
 
 Per layer l the head-mean attention Ā_l (float[T, T]) is mixed with the
 residual path and renormalised,
@@ -18,13 +18,26 @@ M (float[T, K], K = 1 + n_genes + n_rois = 215). Because
     R @ M = Â_L (⋯ (Â_1 M)),
 
 the product can be carried bottom-up in the order the forward pass visits the
-layers: a hook on each attention module receives that layer's weights, updates
-X ← Â_l X (float[T, K]) and lets the weights go. Memory is one layer's
-attention plus X; cost O(K · T²) per layer instead of the O(T³) of the full
-matrix product, and the result is exact (not an approximation).
+layers: each layer updates X ← Â_l X (float[T, K]) and lets its attention go.
+Cost O(K · T²) per layer instead of the O(T³) of the full matrix product, and
+the result is exact (not an approximation).
+
+How a layer is seen (:func:`rollout_attention`). The pass runs under an
+attention implementation of its own, registered in the Hugging Face
+``AttentionInterface``: each layer's output comes from SDPA, as in scoring,
+and from the same post-rotary queries and keys Ā is rebuilt a block of query
+rows at a time, softmax(q kᵀ · scaling + mask) averaged over the heads (kv heads
+repeated for grouped-query attention). Row i of Â_l X needs only row i of Â_l,
+so each block is mixed, multiplied into the old X and dropped; X is replaced
+once the layer's last block is done. Under causal attention a block of rows
+i < b needs keys j < b only. The per-head weights therefore exist for one
+block (``StreamingRollout.chunk_elements`` numbers), never as H × T × T, and
+no float32 copy of a whole layer is made. :func:`eager_rollout_hooks` is the
+eager reference it replaces (forward hooks on eager attention, one whole layer
+at a time) and gives the same numbers.
 
 Why column sums and not rows (docs/design.md, "Attention rollout"): bottom-up
-(the order hooks see the layers) rows cannot be restricted, because under
+(the order the forward pass visits the layers) rows cannot be restricted, because under
 causal attention the answer row of Â_l R_{l-1} reads every row of R_{l-1};
 restricting rows would need the layers top-down, i.e. keeping all of them.
 Propagating the needed *column aggregates* gives the same numbers, the same
@@ -46,9 +59,13 @@ Attention sink. Decoder LLMs park much of their attention on the first token
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 from dataclasses import dataclass
 
 import torch
+
+from rgenima_lib.models.attention import attention_implementation, register_attention
 
 SINK_MODES = ("exclude", "keep", "per_layer")
 
@@ -122,8 +139,46 @@ def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torc
     return rollout
 
 
+def head_mean_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, first_row: int,
+                   n_rows: int, causal: bool) -> torch.Tensor:
+    """Rows of one layer's head-mean attention Ā, from its queries and keys (what eager attention computes).
+
+    Parameters
+    ----------
+    query : float[B, H, T, d]
+        Post-rotary queries, already multiplied by the attention's scaling, in the dtype of the
+        result (float32 even for a bfloat16 model: the softmax runs in place in it).
+    key : float[B, H, T, d]
+        Post-rotary keys, kv heads already repeated to H (grouped-query attention), same dtype.
+    mask : bool or float[B, 1 or H, T, T], optional
+        SDPA's mask (True = attend) or an additive one; None means plain causal (no padding).
+    first_row, n_rows : int
+        The block of query rows.
+    causal : bool
+        Keys after the block's last row get no weight: leave them out (exact, and half the work).
+
+    Returns
+    -------
+    float[B, n_rows, W]
+        W = first_row + n_rows when causal, else T. Per-head weights exist only for this block
+        (float[B, H, n_rows, W]), never for the whole layer. A row with every key masked is NaN.
+    """
+    stop = first_row + n_rows
+    width = stop if causal else key.shape[2]
+    logits = torch.matmul(query[:, :, first_row:stop], key[:, :, :width].transpose(2, 3))
+    if mask is None:
+        if causal:  # keys before the block are all visible: only its own triangle is masked
+            future = torch.ones(n_rows, n_rows, dtype=torch.bool, device=logits.device).triu_(1)
+            logits[..., first_row:stop].masked_fill_(future, float("-inf"))
+    elif mask.dtype == torch.bool:
+        logits.masked_fill_(~mask[:, :, first_row:stop, :width], float("-inf"))
+    else:
+        logits.add_(mask[:, :, first_row:stop, :width])
+    return torch.softmax(logits, dim=-1, out=logits).mean(dim=1)  # in place: one block buffer, not two
+
+
 class StreamingRollout:
-    """Carries X = Â_l ⋯ Â_1 M through the layers, one layer's attention at a time.
+    """Carries X = Â_l ⋯ Â_1 M through the layers, one layer (or one block of a layer's rows) at a time.
 
     Parameters
     ----------
@@ -136,6 +191,9 @@ class StreamingRollout:
     sink : {"exclude", "keep", "per_layer"}
     dtype : torch.dtype
         Accumulation dtype (float32 matches float64 to ~1e-7 here).
+    chunk_elements : int
+        Budget for one block of per-head weights (B · H · rows · T numbers) in :meth:`fold_attention`:
+        the block has ``max(1, chunk_elements // (B · H · T))`` rows.
 
     Attributes
     ----------
@@ -143,31 +201,202 @@ class StreamingRollout:
         R_l @ M after the layers seen so far.
     n_layers : int
         Layers seen.
+    largest_block : tuple of int
+        Largest per-head weight block (B, H, rows, keys) :meth:`fold_attention` has formed.
     """
 
     def __init__(self, columns: torch.Tensor, valid: torch.Tensor | None = None,
-                 sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32):
+                 sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32,
+                 chunk_elements: int = 2 ** 20):
         if sink not in SINK_MODES:
             raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
-        self.state = columns.to(dtype)
+        if sink == "per_layer" and sink_index is None:
+            raise ValueError("sink='per_layer' needs sink_index")
+        self.state = columns.to(dtype=dtype, copy=True)  # folded in place by fold_rows
         self.valid = valid
         self.sink_index = sink_index
         self.sink = sink
         self.dtype = dtype
+        self.chunk_elements = int(chunk_elements)
         self.n_layers = 0
+        self.largest_block: tuple[int, ...] = (0, 0, 0, 0)
+
+    def _check_length(self, length: int, shape) -> None:
+        if length != self.state.shape[1]:
+            raise RuntimeError(f"attention of shape {tuple(shape)} for a sequence of {self.state.shape[1]} "
+                               "tokens: run the rollout pass without a KV cache")
 
     def update(self, attn: torch.Tensor) -> None:
-        """Fold one layer's attention float[B, H, T, T] into the state."""
+        """Fold one layer's whole attention float[B, H, T, T] into the state (the eager reference).
+
+        Forms Â explicitly with :func:`mixed_attention`; :meth:`fold_rows` gets the same numbers
+        without forming it.
+        """
         if attn is None:
-            raise RuntimeError("the attention module returned no weights: load the model with "
-                               "attn_implementation='eager' for attribution")
-        if attn.shape[-1] != self.state.shape[1] or attn.shape[-2] != self.state.shape[1]:
-            raise RuntimeError(f"attention of shape {tuple(attn.shape)} for a sequence of {self.state.shape[1]} "
-                               "tokens: run the rollout pass without a KV cache")
+            raise RuntimeError("the attention module returned no weights: eager_rollout_hooks needs eager attention")
+        self._check_length(attn.shape[-1], attn.shape)
+        self._check_length(attn.shape[-2], attn.shape)
         with torch.no_grad():
             layer = mixed_attention(attn.detach(), self.valid, self.sink_index, self.sink, self.dtype)
             self.state = torch.bmm(layer, self.state.to(layer.device))
         self.n_layers += 1
+
+    def _key_weights(self, state: torch.Tensor) -> torch.Tensor:
+        """float[B, T]: 1 on the keys a layer's mixed attention may read, 0 on the masked columns.
+
+        Zero on invalid tokens; with ``sink="per_layer"`` also on the sink (its own row adds it back).
+        """
+        weights = (torch.ones(state.shape[:2], dtype=state.dtype, device=state.device) if self.valid is None
+                   else self.valid.to(device=state.device, dtype=state.dtype))
+        if self.sink == "per_layer":
+            weights = weights.clone()
+            weights[torch.arange(state.shape[0], device=state.device), self.sink_index.to(state.device)] = 0.0
+        return weights
+
+    def fold_rows(self, blocks) -> None:
+        """Fold one layer, given as blocks of rows of its head-mean attention, into the state.
+
+        Â is never formed. With a = Ā ⊙ (column weights w) and the row mass m = a · 1,
+        row i of Â X is (0.5 · (a X)_i + 0.5 · X_i) / (0.5 · m_i + 0.5) (after the rows of invalid
+        tokens are zeroed, and for ``per_layer`` after a and m are divided by m), which is
+        :func:`mixed_attention` followed by the product. One product of a block of Ā with
+        [X ⊙ w, w] (float[B, W, K + 1]) gives both a X and m. Every block reads that snapshot of the
+        old X, so the state can be overwritten block by block.
+
+        Parameters
+        ----------
+        blocks : iterable of (int, float[B, r, W])
+            (first row, rows of Ā over keys ``0 .. W - 1``, W >= first row + r), covering rows
+            0 .. T - 1 in order.
+        """
+        with torch.no_grad():
+            state = self.state
+            weights = self._key_weights(state)
+            snapshot = torch.cat([state * weights[..., None], weights[..., None]], dim=-1)  # [B, T, K + 1]
+            covered = 0
+            for first_row, bar in blocks:
+                if first_row != covered:
+                    raise RuntimeError(f"rollout blocks out of order: block at row {first_row}, expected {covered}")
+                covered = first_row + bar.shape[1]
+                state[:, first_row:covered] = self._mixed_rows(bar.to(state.device, self.dtype), first_row,
+                                                               snapshot, state[:, first_row:covered])
+            if covered != state.shape[1]:
+                raise RuntimeError(f"rollout blocks cover {covered} of {state.shape[1]} rows")
+        self.n_layers += 1
+
+    def _mixed_rows(self, bar: torch.Tensor, first_row: int, snapshot: torch.Tensor,
+                    own: torch.Tensor) -> torch.Tensor:
+        """Rows first_row .. first_row + r - 1 of Â X (see :meth:`fold_rows`).
+
+        Parameters
+        ----------
+        bar : float[B, r, W]
+        snapshot : float[B, T, K + 1]
+            [X ⊙ w, w] of the layer's old X.
+        own : float[B, r, K]
+            The same rows of the old X (the identity part).
+
+        Returns
+        -------
+        float[B, r, K]
+        """
+        n_rows, width = bar.shape[1:]
+        product = torch.bmm(bar, snapshot[:, :width])  # [B, r, K + 1]: (a X, m) per row
+        if self.sink == "per_layer":  # the sink still attends to itself
+            for b in torch.nonzero((self.sink_index >= first_row) & (self.sink_index < first_row + n_rows)).flatten():
+                sink = int(self.sink_index[b])
+                kept = 1.0 if self.valid is None else float(self.valid[b, sink])
+                product[b, sink - first_row, :-1] += bar[b, sink - first_row, sink] * kept * own[b, sink - first_row]
+                product[b, sink - first_row, -1] += bar[b, sink - first_row, sink] * kept
+        product.nan_to_num_(nan=0.0)  # a query with every key masked (padding)
+        if self.valid is not None:
+            product.mul_(self.valid[:, first_row:first_row + n_rows, None].to(product.dtype))
+        spread, mass = product[..., :-1], product[..., -1:]
+        if self.sink == "per_layer":
+            norm = mass.clamp_min(torch.finfo(mass.dtype).tiny)
+            spread, mass = spread / norm, mass / norm
+        return (0.5 * spread + 0.5 * own) / (0.5 * mass + 0.5)
+
+    def fold_attention(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+                       causal: bool = True) -> None:
+        """Fold one layer into the state from its queries and keys, a block of rows at a time.
+
+        Parameters
+        ----------
+        query, key : float[B, H, T, d]
+            As :func:`head_mean_rows` (kv heads repeated), the query not yet scaled.
+        mask : bool or float[B, 1 or H, T, T], optional
+        scaling : float
+        causal : bool
+        """
+        self._check_length(key.shape[2], key.shape)
+        self._check_length(query.shape[2], query.shape)
+        b, heads, length, _ = query.shape
+        step = max(1, self.chunk_elements // (b * heads * length))
+        # Once per layer rather than per block: the scaling, and float32 for a bfloat16 model.
+        scaled = query.to(self.dtype) * scaling
+        key = key.to(self.dtype)
+
+        def blocks():
+            for first_row in range(0, length, step):
+                n_rows = min(step, length - first_row)
+                width = first_row + n_rows if causal else length
+                self.largest_block = max(self.largest_block, (b, heads, n_rows, width), key=math.prod)
+                yield first_row, head_mean_rows(scaled, key, mask, first_row, n_rows, causal)
+
+        with torch.no_grad():
+            self.fold_rows(blocks())
+
+
+ROLLOUT_ATTENTION = "rgenima_rollout"
+"""Name of :func:`rollout_attention_forward` in the Hugging Face ``AttentionInterface``."""
+
+_ACTIVE_TRACKER: contextvars.ContextVar = contextvars.ContextVar("rollout_tracker", default=None)
+
+
+def rollout_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                              attention_mask: torch.Tensor | None, scaling: float | None = None,
+                              dropout: float = 0.0, **kwargs):
+    """Attention implementation of the rollout pass: SDPA's output, and the layer folded into the tracker.
+
+    Called by each Qwen2 / Llama attention module with post-rotary ``query`` float[B, H, T, d] and
+    ``key`` / ``value`` float[B, H_kv, T, d]; the layer's output is SDPA's, so the pass runs the same
+    network as scoring does, and the weights are rebuilt block by block for
+    :meth:`StreamingRollout.fold_attention` only.
+
+    Returns
+    -------
+    (float[B, T, H, d], None)
+        As ``sdpa_attention_forward``; no weights are returned (nothing downstream keeps them).
+    """
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    tracker = _ACTIVE_TRACKER.get()
+    if tracker is None:
+        raise RuntimeError(f"attention implementation {ROLLOUT_ATTENTION!r} outside rollout_attention(model, tracker)")
+    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                       **kwargs)
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    tracker.fold_attention(query.detach(), repeat_kv(key.detach(), getattr(module, "num_key_value_groups", 1)),
+                           attention_mask, scale, causal=bool(getattr(module, "is_causal", True)))
+    return output, None
+
+
+@contextlib.contextmanager
+def rollout_attention(model, tracker: StreamingRollout):
+    """Fold every layer into ``tracker`` during the forward passes inside the block (SDPA for the outputs).
+
+    Works whatever attention the model was loaded with; the implementation is restored on exit.
+    Memory beyond an SDPA forward: the state X twice (old and new, float[B, T, K]), the layer's
+    repeated keys and one block of per-head weights (``tracker.chunk_elements`` numbers).
+    """
+    register_attention(ROLLOUT_ATTENTION, rollout_attention_forward)
+    token = _ACTIVE_TRACKER.set(tracker)
+    try:
+        with attention_implementation(model, ROLLOUT_ATTENTION):
+            yield tracker
+    finally:
+        _ACTIVE_TRACKER.reset(token)
 
 
 def attention_modules(model) -> list:
@@ -188,22 +417,23 @@ def attention_modules(model) -> list:
 
 
 @contextlib.contextmanager
-def rollout_hooks(model, tracker: StreamingRollout):
-    """Feed every layer's attention weights to ``tracker`` during the forward passes inside the block.
+def eager_rollout_hooks(model, tracker: StreamingRollout):
+    """The eager reference of :func:`rollout_attention`: forward hooks read each layer's full weights.
 
-    The hook reads the weights the eager attention returns (``output[1]``)
-    and keeps nothing: the decoder layer drops them right after, so at most
-    one layer's attention is alive at any time.
+    Runs eager attention inside the block (restored on exit); a hook takes ``output[1]``, the
+    float[B, H, T, T] weights eager attention returns, and keeps nothing. Kept for the tests and the
+    benchmark: it costs 4-16x the memory of the SDPA-based pass.
     """
     def hook(_module, _args, output):
         tracker.update(output[1] if isinstance(output, tuple) else None)
 
-    handles = [m.register_forward_hook(hook) for m in attention_modules(model)]
-    try:
-        yield tracker
-    finally:
-        for handle in handles:
-            handle.remove()
+    with attention_implementation(model, "eager"):
+        handles = [m.register_forward_hook(hook) for m in attention_modules(model)]
+        try:
+            yield tracker
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 @dataclass

@@ -1,99 +1,163 @@
-"""Streaming vs full-matrix attention rollout on the demo LLM (issue 7): time and peak memory at 1k-8k tokens.
+"""The rollout pass against an SDPA forward and the eager pass it replaced: time and peak memory, demo LLM.
 
-Both methods run the same eager forward pass of the demo LLM (``build_demo_llm`` defaults: Qwen2
-architecture, hidden 128, 2 layers, 4 heads) over T random tokens and produce the same numbers,
-R @ M for K = 215 indicator columns (sink + 105 genes + 109 ROIs):
+Three passes over the same T random tokens of a demo LLM (Qwen2 architecture, hidden 256, 4 heads on
+2 kv heads, MLP 512), the rollout ones carrying R @ M for K = 215 indicator columns (sink + 105 genes
++ 109 ROIs):
 
-- ``streaming``: forward hooks fold each layer into X = Â_l X (float32[T, K]) and drop the weights;
-- ``full``: ``output_attentions=True`` keeps every layer's float32[H, T, T], then R = Â_L ⋯ Â_1 as dense
-  T × T products (float32), then R @ M.
+- ``sdpa``: the plain forward (``use_cache=False, logits_to_keep=1``), what scoring costs;
+- ``blockwise``: :func:`~rgenima_lib.attribution.rollout.rollout_attention`, SDPA for the outputs and
+  each layer's head-mean attention rebuilt from q and k in blocks of rows;
+- ``eager``: :func:`~rgenima_lib.attribution.rollout.eager_rollout_hooks`, eager attention and its
+  whole float[H, T, T] weights per layer (the pass before this change).
 
-Each (method, T) runs in a fresh process so that its peak resident memory (``ru_maxrss``) is its own;
-``peak_rss_gb_above_model`` subtracts the process's footprint after loading the model. ``full=True``
-adds an 8-layer variant of the demo LLM (the full product's cost grows with every layer; a 7B backbone
-has 28).
+Time: one process, the passes interleaved round-robin by
+:func:`~rgenima_lib.bench.paired.paired_timings` (after one untimed call each, which also checks
+that ``blockwise`` and ``eager`` agree), medians, spreads and per-round ratios.
+
+Memory: each pass once in a fresh process, its peak resident memory (``VmHWM``, the high-water
+mark restarted through ``/proc/self/clear_refs`` once the model is loaded and a 64-token warm-up of
+that pass has run) minus the resident memory at that moment. A fresh process so that no other pass's
+heap is in it; resident memory rather than a tensor count because it includes what kernels allocate
+inside (SDPA's float copy of a mask, BLAS buffers). ``MALLOC_MMAP_THRESHOLD_`` is pinned at 64 kB in those processes so that every block
+buffer is its own mapping, returned on free, and the peak is what was live at once, not
+allocator slack.
+
+One thread per process: the machine's 2 cores are shared with other jobs, and two threads that
+wait on each other at every kernel stall whenever either is descheduled (spreads of 2x and more
+were seen). Default sizes: T = 2048, 6 layers (about 1.5 minutes). ``full=True``: T = 8192 with 28
+layers (the depth of Qwen2.5-7B) for ``sdpa`` and ``blockwise``, and T = 8192 with 2 layers for all
+three (one eager pass of 28 layers at 8k takes about 2 minutes here, and the timing calls each
+pass four times); memory at 8k is measured on
+the 2-layer model, since a streaming pass holds one layer at a time.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import resource
+import os
 import tempfile
 import time
 from pathlib import Path
 
-LENGTHS = (1024, 2048, 4096, 8192)
 K_COLUMNS = 1 + 105 + 109
+THREADS = 1
+MODEL = {"arch": "qwen2", "hidden_size": 256, "n_heads": 4, "n_kv_heads": 2, "intermediate_size": 512}
+PASSES = ("sdpa", "blockwise", "eager")
 
 
-def _worker(spec: dict, queue) -> None:
+def _inputs(model, length: int, seed: int = 0):
+    """Random token ids int64[1, T] and indicator columns float32[1, T, K] (one column per token)."""
     import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    ids = torch.from_numpy(rng.integers(10, min(model.config.vocab_size, 400), (1, length)))
+    columns = torch.zeros(1, length, K_COLUMNS)
+    columns[0, torch.arange(length), torch.from_numpy(rng.integers(0, K_COLUMNS, length))] = 1.0
+    return ids, columns
+
+
+def _pass(model, name: str, ids, columns):
+    """One forward pass of kind ``name``; the rollout state float[1, T, K] (None for ``sdpa``)."""
+    import torch
+
+    from rgenima_lib.attribution.rollout import StreamingRollout, eager_rollout_hooks, rollout_attention
+
+    with torch.no_grad():
+        if name == "sdpa":
+            model(input_ids=ids, use_cache=False, logits_to_keep=1)
+            return None
+        tracker = StreamingRollout(columns)
+        with (rollout_attention if name == "blockwise" else eager_rollout_hooks)(model, tracker):
+            model(input_ids=ids, use_cache=False, logits_to_keep=1)
+        return tracker.state
+
+
+def _load(path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rgenima_lib.attribution.rollout import StreamingRollout, full_rollout, rollout_hooks
-
-    torch.set_num_threads(spec["threads"])
-    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
-    model = AutoModelForCausalLM.from_pretrained(spec["model"], attn_implementation="eager").eval()
-    t, k = spec["length"], K_COLUMNS
-    rng = np.random.default_rng(0)
-    ids = torch.from_numpy(rng.integers(10, model.config.vocab_size, (1, t)))
-    cols = torch.zeros(1, t, k)
-    cols[0, torch.from_numpy(rng.integers(0, t, t)), torch.from_numpy(rng.integers(0, k, t))] = 1.0
-    with torch.no_grad():  # warm-up at a short length (allocator, kernels), then measure from here
-        model(input_ids=ids[:, :64], use_cache=False, logits_to_keep=1)
-    base = rss()
-    start = time.perf_counter()
-    with torch.no_grad():
-        if spec["method"] == "streaming":
-            tracker = StreamingRollout(cols)
-            with rollout_hooks(model, tracker):
-                model(input_ids=ids, use_cache=False, logits_to_keep=1)
-            forward_s = None
-            result = tracker.state
-        else:
-            out = model(input_ids=ids, use_cache=False, logits_to_keep=1, output_attentions=True)
-            forward_s = time.perf_counter() - start
-            result = full_rollout(out.attentions, dtype=torch.float32) @ cols
-            del out
-    seconds = time.perf_counter() - start
-    queue.put({"method": spec["method"], "tokens": t, "layers": model.config.num_hidden_layers,
-               "heads": model.config.num_attention_heads, "seconds": round(seconds, 3),
-               "forward_seconds": None if forward_s is None else round(forward_s, 3),
-               "peak_rss_gb": round(rss(), 3), "peak_rss_gb_above_model": round(rss() - base, 3),
-               "checksum": float(result[0, -1].sum())})
+    torch.set_num_threads(THREADS)
+    return AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa").eval()
 
 
-def _measure(spec: dict) -> dict:
+def _status_gb(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (its high-water mark) of this process, GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1e6  # kB -> GB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _memory_worker(spec: dict, queue) -> None:
+    model = _load(spec["model"])
+    ids, columns = _inputs(model, spec["length"])
+    _pass(model, spec["pass"], ids[:, :64], columns[:, :64])
+    # Loading the weights peaks above any pass: restart the high-water mark here (Linux >= 4.0).
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _status_gb("VmRSS")
+    _pass(model, spec["pass"], ids, columns)
+    queue.put(round(_status_gb("VmHWM") - base, 4))
+
+
+def peak_memory_gb(model_path: Path, name: str, length: int) -> float | None:
+    """Peak resident memory of one pass above its process's post-load footprint, GB (None if it failed)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(spec, queue))
-    proc.start()
+    proc = ctx.Process(target=_memory_worker, args=({"model": str(model_path), "pass": name, "length": length},
+                                                    queue))
+    saved = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # read by the child's C library at start
+    try:
+        proc.start()
+    finally:
+        if saved is None:
+            del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved
     proc.join()
-    if proc.exitcode != 0:
-        return {**{k: spec[k] for k in ("method", "length")}, "error": f"exit code {proc.exitcode}"}
-    return queue.get()
+    return queue.get() if proc.exitcode == 0 else None
+
+
+def measure(model_path: Path, length: int, passes=PASSES, repeats: int = 3, memory: bool = True) -> dict:
+    """Interleaved timings of ``passes`` at ``length`` tokens, their ratios, agreement and peak memory."""
+    from rgenima_lib.bench.paired import paired_timings
+
+    model = _load(str(model_path))
+    ids, columns = _inputs(model, length)
+    states = {name: _pass(model, name, ids, columns) for name in passes}  # the untimed first call of each
+    ratios = {f"{name}_over_sdpa": (name, "sdpa") for name in passes if name != "sdpa"}
+    if "eager" in passes and "blockwise" in passes:
+        ratios["eager_over_blockwise"] = ("eager", "blockwise")
+    timings = paired_timings({name: (lambda n=name: _pass(model, n, ids, columns)) for name in passes},
+                             repeats=repeats, warmup=False, ratios=ratios)
+    row = {"tokens": length, "layers": model.config.num_hidden_layers, "timings": timings}
+    if "eager" in passes and "blockwise" in passes:
+        row["max_abs_difference_blockwise_eager"] = float((states["blockwise"] - states["eager"]).abs().max())
+    if memory:
+        peaks = {name: peak_memory_gb(model_path, name, length) for name in passes}
+        row["peak_rss_gb_above_model"] = peaks
+        if peaks.get("sdpa"):
+            row["memory_ratios"] = {f"{name}_over_sdpa": round(peaks[name] / peaks["sdpa"], 2)
+                                    for name in passes if name != "sdpa" and peaks.get(name) is not None}
+    print(row, flush=True)
+    return row
 
 
 def run(out_dir: Path, full: bool) -> dict:
     from rgenima_lib.models.demo_llm import build_demo_llm
 
-    variants = [2, 8] if full else [2]
     rows = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for n_layers in variants:
-            path = build_demo_llm(Path(tmp) / f"demo{n_layers}", n_layers=n_layers)
-            for length in LENGTHS:
-                pair = {m: _measure({"model": str(path), "method": m, "length": length, "threads": 2})
-                        for m in ("streaming", "full")}
-                s, f = pair["streaming"], pair["full"]
-                row = {"layers": n_layers, "tokens": length, "streaming": s, "full": f}
-                if "error" not in s and "error" not in f:
-                    row["time_ratio_full_over_streaming"] = round(f["seconds"] / s["seconds"], 2)
-                    row["memory_ratio_full_over_streaming"] = round(
-                        f["peak_rss_gb_above_model"] / max(s["peak_rss_gb_above_model"], 1e-3), 2)
-                    row["same_result"] = abs(f["checksum"] - s["checksum"]) < 1e-3 * max(abs(f["checksum"]), 1.0)
-                rows.append(row)
-                print(row, flush=True)
-    return {"model": "demo LLM (qwen2, hidden 128, 4 heads)", "k_columns": K_COLUMNS, "threads": 2, "rows": rows}
+        def model(n_layers: int) -> Path:
+            return build_demo_llm(Path(tmp) / f"demo{n_layers}", n_layers=n_layers, **MODEL)
+
+        if full:
+            rows.append(measure(model(28), 8192, passes=("sdpa", "blockwise"), memory=False))
+            rows.append(measure(model(2), 8192))
+        else:
+            rows.append(measure(model(6), 2048))
+    return {"model": f"demo LLM ({MODEL})", "k_columns": K_COLUMNS, "threads": THREADS,
+            "memory": "peak resident memory of a fresh process per pass above its post-load footprint",
+            "rows": rows, "seconds": round(time.perf_counter() - start, 1)}

@@ -80,10 +80,10 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    # Eager attention for this pass only: sdpa / flash kernels never materialise the weights. bf16 weights on
-    # CUDA halve a 7B model's memory; the rollout itself accumulates in float32 either way.
+    # SDPA: scoring needs no weights and the rollout pass rebuilds them block by block beside SDPA's output.
+    # bf16 weights on CUDA halve a 7B model's memory; the rollout itself accumulates in float32 either way.
     dtype = torch.bfloat16 if (args.bf16 and torch.cuda.is_available()) else torch.float32
-    model = RGenIMA.from_checkpoint(args.checkpoint, dtype=dtype, attn_implementation="eager").eval()
+    model = RGenIMA.from_checkpoint(args.checkpoint, dtype=dtype, attn_implementation="sdpa").eval()
     if torch.cuda.is_available():
         model.to("cuda")
     if model.connector is None:

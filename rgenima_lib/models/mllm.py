@@ -60,7 +60,7 @@ class MLLMConfig:
     connector : {"linear", "mlp"}
         Paper eq. 7 / 9 use ``linear``; ``mlp`` = Linear, GELU, Linear (LLaVA-1.5 style).
     attn_implementation : str
-        ``sdpa`` (default) or ``eager`` (attention rollout needs eager weights).
+        ``sdpa`` (default) or ``eager``; the prediction and rollout passes pick their own (models.attention).
     lora : bool
         Fine-tune LoRA adapters (plus the connector) instead of all LLM weights.
     lora_r, lora_alpha : int

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from rgenima_lib.models.attention import PREDICTION_ATTENTION, attention_implementation
 from rgenima_lib.models.prompting import PromptCollator, PromptSample, answer_text, end_of_turn_ids, parse_answer
 from rgenima_lib.vocabulary import STAGES
 
@@ -64,6 +65,7 @@ def score_answers(model, batch: dict) -> np.ndarray:
     Parameters
     ----------
     model : RGenIMA
+        Any attention implementation; scoring runs :data:`PREDICTION_ATTENTION` (SDPA).
     batch : dict
         From ``PromptCollator(tokenizer, with_labels=False)``.
 
@@ -73,7 +75,7 @@ def score_answers(model, batch: dict) -> np.ndarray:
         Rows sum to 1, columns in :data:`STAGES` order.
     """
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), attention_implementation(model, PREDICTION_ATTENTION):
         last, cache, attn, pos = _prefix_forward(model, {k: v.to(device) for k, v in batch.items()})
         ll = _answer_loglik(model, last, cache, attn, pos)
     return torch.softmax(ll.double(), dim=1).cpu().numpy()
@@ -130,7 +132,7 @@ def predict(model, samples: Sequence[PromptSample], batch_size: int = 8, generat
     Parameters
     ----------
     model : RGenIMA
-        In eval mode.
+        In eval mode; scoring and generation run :data:`PREDICTION_ATTENTION` (SDPA).
     samples : sequence of PromptSample
         ``stage`` may be None (written as '').
     batch_size : int
@@ -152,7 +154,7 @@ def predict(model, samples: Sequence[PromptSample], batch_size: int = 8, generat
                       disable=None, leave=False):
         chunk = samples[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate(chunk).items()}
-        with torch.no_grad():
+        with torch.no_grad(), attention_implementation(model, PREDICTION_ATTENTION):
             last, cache, attn, pos = _prefix_forward(model, batch)
             probs = torch.softmax(_answer_loglik(model, last, cache, attn, pos).double(), dim=1).cpu().numpy()
             gen = greedy_generate(model, last, cache, attn, pos, max_new_tokens) if generate else [[]] * len(chunk)

@@ -10,8 +10,8 @@ from rgenima_lib.attribution.attribute import rollout_batch
 from rgenima_lib.attribution.dump_format import AttentionDump, concat_dumps, read_dump, write_dump
 from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 from rgenima_lib.attribution.token_map import gene_of_tokens, token_map
-from rgenima_lib.attribution.rollout import (StreamingRollout, full_rollout, mixed_attention, read_rows,
-                                             rollout_hooks)
+from rgenima_lib.attribution.rollout import (ROLLOUT_ATTENTION, StreamingRollout, eager_rollout_hooks,
+                                             full_rollout, mixed_attention, read_rows, rollout_attention)
 from rgenima_lib.genetics.serialize import join_blocks
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptCollator, PromptSample
@@ -65,6 +65,10 @@ def test_streaming_columns_equal_full_rollout_on_random_layers(sink):
         tracker.update(attn)
     full = full_rollout(attns, valid, sink_index, sink) @ columns
     torch.testing.assert_close(tracker.state, full, atol=1e-12, rtol=0)
+    blockwise = StreamingRollout(columns, valid, sink_index, sink, dtype=torch.float64)
+    for attn in attns:  # blocks of 5 rows over the keys up to each block's last row (causal)
+        blockwise.fold_rows((a, attn[:, :, a:a + 5, :a + 5].mean(1)) for a in range(0, t, 5))
+    torch.testing.assert_close(blockwise.state, full, atol=1e-12, rtol=0)
     shares = read_rows(tracker.state, [[t - 1], [t - 2, t - 1]], torch.tensor([[5, 6], [7, 8]]), sink=sink)
     row = full[1, [t - 2, t - 1]]
     if sink == "exclude":
@@ -166,21 +170,142 @@ def test_token_map_finds_gene_tokens_roi_slots_and_the_rows_that_write_the_label
     assert tok.decode([ids[end.answer_rows[0] + 1]]).strip() == "This"
 
 
-def test_hooks_go_away_and_a_non_eager_model_is_refused(model, tmp_path):
+def test_passes_restore_the_attention_implementation_and_any_loaded_model_gives_the_same_rollout(model, tmp_path):
     samples, spans = _samples(1)
     attn_modules = [m for n, m in model.named_modules() if n.endswith("self_attn")]
     before = [len(m._forward_hooks) for m in attn_modules]
     tracker = StreamingRollout(torch.zeros(1, 4, 1))
-    with rollout_hooks(model, tracker):
+    with eager_rollout_hooks(model, tracker):
         assert [len(m._forward_hooks) for m in attn_modules] == [n + 1 for n in before]
     assert [len(m._forward_hooks) for m in attn_modules] == before
+    with rollout_attention(model, tracker):
+        assert model.causal_lm.config._attn_implementation == ROLLOUT_ATTENTION
+    assert model.causal_lm.config._attn_implementation == "eager"
     model.save_checkpoint(tmp_path / "ckpt")
-    sdpa = RGenIMA.from_checkpoint(tmp_path / "ckpt", attn_implementation="sdpa").eval()  # returns no weights
-    with pytest.raises(RuntimeError, match="eager"):
-        rollout_batch(sdpa, samples, spans, GENES, ["NC"])
-    eager = RGenIMA.from_checkpoint(tmp_path / "ckpt", attn_implementation="eager").eval()
-    np.testing.assert_allclose(rollout_batch(eager, samples, spans, GENES, ["NC"]).roi_gene,
-                               rollout_batch(model, samples, spans, GENES, ["NC"]).roi_gene, atol=1e-6)
+    reference = rollout_batch(model, samples, spans, GENES, ["NC"]).roi_gene
+    for implementation in ("sdpa", "eager"):
+        loaded = RGenIMA.from_checkpoint(tmp_path / "ckpt", attn_implementation=implementation).eval()
+        np.testing.assert_allclose(rollout_batch(loaded, samples, spans, GENES, ["NC"]).roi_gene, reference,
+                                   atol=1e-6)
+        assert loaded.causal_lm.config._attn_implementation == implementation
+
+
+def _rollout_model(demo_llm, arch):
+    """The fixture's model in either architecture: 3 layers, 2 query heads on 1 kv head (GQA), sharp attention."""
+    base = demo_llm(arch=arch, hidden_size=32, n_layers=3, n_heads=2, n_kv_heads=1, intermediate_size=64, seed=2,
+                    gene_names=GENES)
+    torch.manual_seed(0)
+    m = RGenIMA.from_base(base, MLLMConfig(visual_dim=D_VIS)).eval()  # loaded with SDPA
+    with torch.no_grad():
+        for layer in m.causal_lm.model.layers:
+            layer.self_attn.q_proj.weight.mul_(6.0)
+    return m
+
+
+@pytest.fixture(scope="module", params=["qwen2", "llama"])
+def arch_model(request, demo_llm):
+    return _rollout_model(demo_llm, request.param)
+
+
+def _padded_batch(model):
+    """Two samples of different lengths (left padding), one with an absent ROI; (batch, valid, sink, columns)."""
+    samples, _ = _samples(2)
+    samples[1] = PromptSample(samples[1].subject, samples[1].genome_text + "\nAPOE: 1 1 2 0 1", "NC",
+                              samples[1].visual, samples[1].presence)
+    batch = PromptCollator(model.tokenizer, with_labels=True)(samples)
+    batch.pop("labels")
+    valid = batch["attention_mask"].bool()
+    sink_index = (~valid).long().cumprod(1).sum(1)  # first real token (absent ROIs come later)
+    width = valid.shape[1]
+    columns = torch.from_numpy((np.random.default_rng(3).random((2, width, 6)) < 0.2).astype(np.float32))
+    columns[:, :, 0] = 0
+    columns[torch.arange(2), sink_index, 0] = 1.0
+    assert int(sink_index[0]) != int(sink_index[1]) and (~valid[:, int(sink_index.max()):]).any()
+    return batch, valid, sink_index, columns
+
+
+def _final_state(model, batch, tracker, passes):
+    with torch.no_grad(), passes(model, tracker):
+        model(**batch, use_cache=False, logits_to_keep=1)
+    assert tracker.n_layers == 3
+    return tracker.state
+
+
+@pytest.mark.parametrize("sink", ["keep", "exclude", "per_layer"])
+def test_blockwise_rollout_beside_sdpa_equals_the_eager_pass(arch_model, sink):
+    """Qwen2 and Llama, GQA, padding, an absent ROI, blocks of 5 rows: the state of the eager pass to 1e-5."""
+    batch, valid, sink_index, columns = _padded_batch(arch_model)
+    heads, width = arch_model.causal_lm.config.num_attention_heads, valid.shape[1]
+    blockwise = StreamingRollout(columns, valid, sink_index, sink, chunk_elements=2 * heads * width * 5)
+    eager = StreamingRollout(columns, valid, sink_index, sink)
+    got = _final_state(arch_model, batch, blockwise, rollout_attention)
+    want = _final_state(arch_model, batch, eager, eager_rollout_hooks)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert blockwise.largest_block[:3] == (2, heads, 5) and width - 5 <= blockwise.largest_block[3] <= width
+    assert got[valid].std() > 1e-3, "degenerate test: uniform rollout"
+    assert arch_model.causal_lm.config._attn_implementation == "sdpa"
+
+
+def test_block_size_does_not_change_the_rollout(arch_model):
+    batch, valid, sink_index, columns = _padded_batch(arch_model)
+    heads, width = arch_model.causal_lm.config.num_attention_heads, valid.shape[1]
+    states = [_final_state(arch_model, batch, StreamingRollout(columns, valid, sink_index, "exclude",
+                                                               chunk_elements=2 * heads * width * rows),
+                           rollout_attention)
+              for rows in (1, 7, width)]
+    for state in states[1:]:
+        torch.testing.assert_close(state, states[0], atol=1e-6, rtol=0)
+
+
+def test_no_per_head_t_by_t_tensor_exists_in_the_rollout_pass(model):
+    """Every tensor the pass makes, seen through a dispatch mode: none float[B, H, T, T], unlike the eager pass.
+
+    The only T x T floats are SDPA's own float copy of the boolean padding mask, float[B, 1, T, T],
+    which scoring makes too.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    batch, valid, sink_index, columns = _padded_batch(model)
+    heads, width = model.causal_lm.config.num_attention_heads, valid.shape[1]
+
+    class SquareFloatTensors(TorchDispatchMode):
+        shapes: set
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() >= width * width:
+                    self.shapes.add(tuple(t.shape))
+            return out
+
+    seen = {}
+    for name, passes in (("blockwise", rollout_attention), ("eager", eager_rollout_hooks)):
+        tracker = StreamingRollout(columns, valid, sink_index, chunk_elements=2 * heads * width * 8)
+        spy = SquareFloatTensors()
+        spy.shapes = set()
+        with spy:
+            _final_state(model, batch, tracker, passes)
+        seen[name] = spy.shapes
+    assert (2, heads, width, width) in seen["eager"]  # the spy does see a whole layer's weights where they exist
+    assert seen["blockwise"] <= {(2, 1, width, width)}, seen["blockwise"]
+
+
+def test_scoring_runs_sdpa_and_the_rollout_pass_its_own_attention(model):
+    """Which implementation each attention call of attribute_samples runs under, on a model loaded eager."""
+    from rgenima_lib.attribution.attribute import attribute_samples
+
+    samples, spans = _samples(2)
+    calls = []
+    first_layer = next(m for n, m in model.named_modules() if n.endswith("layers.0.self_attn"))
+    handle = first_layer.register_forward_pre_hook(
+        lambda module, args: calls.append(module.config._attn_implementation))
+    try:
+        attribute_samples(model, samples, spans, GENES, [f"R{i}" for i in range(N_VIS)], batch_size=2)
+    finally:
+        handle.remove()
+    # One prompt pass and four answer continuations of scoring, then the rollout pass.
+    assert calls == ["sdpa"] * 5 + [ROLLOUT_ATTENTION], calls
+    assert model.causal_lm.config._attn_implementation == "eager"
 
 
 def test_dump_round_trip_pooling_and_size(tmp_path):

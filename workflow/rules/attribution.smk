@@ -6,7 +6,7 @@
 
 
 rule attribute:
-    """Attribution (attribution.method; eager attention) of one fold's test subjects -> dump."""
+    """Attribution (attribution.method; rollouts: SDPA outputs, attention rebuilt in row blocks) of one fold's test subjects -> dump."""
     input:
         checkpoint=R("llm_checkpoint"),
         samples=R("samples"),
