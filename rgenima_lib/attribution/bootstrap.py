@@ -5,9 +5,9 @@ Design: docs/design.md, "Bootstrap stability".
 All three procedures resample subjects with replacement and are vectorised
 over the B iterations: iteration b is a row of multinomial counts w_b
 (float32[N], summing to n_draw), and the B resampled means of every feature
-are one matrix product of ``W / n_draw`` with the data (``resampled_means``,
-stored features × iterations so that each feature's B means are contiguous
-for its percentiles). ROI–gene pairs are taken in column chunks so that
+are one matrix product of ``W / n_draw`` with the data (``resampled_means``;
+for ROI–gene pairs stored pairs × iterations so that each pair's B means are
+contiguous for its percentiles). ROI–gene pairs are taken in column chunks so that
 memory stays at B × chunk floats whatever the number of pairs; the default
 chunk fills ``CHUNK_BUDGET_BYTES``, because every extra product and
 percentile call costs time (4,096-pair chunks were 1.5x slower than one
@@ -76,7 +76,7 @@ def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_d
 
 
 def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """float32[P, B]: the B resampled means of every column of ``x``.
+    """float32[B, P]: the B resampled means of every column of ``x``, ``weights @ x``.
 
     Parameters
     ----------
@@ -87,11 +87,10 @@ def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    float32[P, B]
-        ``(weights @ x).T`` (the same products), laid out so that each feature's B means are one
-        contiguous row: percentiles partition rows, and a strided column partitions several times slower.
+    float32[B, P]
+        Row b: the means of resample b (``pair_stability`` takes the same products transposed).
     """
-    return np.asarray(x, dtype=np.float32).T @ weights.T
+    return weights @ np.asarray(x, dtype=np.float32)
 
 
 def pair_chunk(n_subjects: int, n_boot: int) -> int:
@@ -156,7 +155,7 @@ def bootstrap_genes(importance: np.ndarray, genes, *, n_boot: int = 1000, top_k:
         x = x / np.maximum(np.asarray(tokens, dtype=np.float32), 1.0)
     rng = np.random.default_rng([seed, _STREAM["genes"]])
     weights = resample_weights(x.shape[0], n_boot, rng, n_draw)
-    means = resampled_means(x, weights).T
+    means = resampled_means(x, weights)
     freq = top_k_frequency(means, top_k)
     table = pd.DataFrame({"gene": list(genes), "mean_importance": x.mean(0).astype(float),
                           "bootstrap_mean": means.mean(0).astype(float), "frequency": freq,
@@ -208,11 +207,11 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         if len(xs) == 0:
             continue
         rng = np.random.default_rng([seed, _STREAM["rois"], s_index])
-        means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw)).T
+        means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
         observed = xs.mean(0)
         if score == "contrast":
             ref_rng = np.random.default_rng([seed, _STREAM["reference"], s_index])
-            means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw)).T
+            means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
             observed = observed - nc_mean
         freq = top_k_frequency(means, top_k)
         t = pd.DataFrame({"stage": stage, "roi": list(rois), "n_subjects": len(xs),
@@ -264,7 +263,9 @@ def pair_stability(association: np.ndarray, *, n_boot: int = 1000, n_draw: int |
         # Promoted once per chunk: float16 -> float32 is exact, and the observed mean reads it too.
         data = np.asarray(flat[:, cols], dtype=np.float32)
         out["observed"][cols] = data.mean(0, dtype=np.float64)
-        means = resampled_means(data, weights)
+        # The products of resampled_means, stored pairs x iterations: each pair's B means are one
+        # contiguous row, and numpy sorts and partitions contiguous rows several times faster.
+        means = data.T @ weights.T
         out["mean"][cols] = means.mean(1, dtype=np.float64)
         # Sorted first, in place (the means are this loop's own; their mean is taken): numpy's
         # vectorised sort of contiguous float32 rows and a percentile of sorted rows take 1.7-3x less
