@@ -8,16 +8,17 @@ centres of input and output coincide), so both give the same values up to
 float32 rounding (``resize_naive`` is kept as the reference for tests and the
 benchmark).
 
-Where the time goes, and why the product is organised as it is:
+Where the time goes, and why the products are organised as they are:
 
-- each axis is one BLAS product ``X(n, rest).T @ W.T`` that moves the axis just
-  resized to the end, so after three products the axes are back in order and
-  no product needs a batched call or a copy of its operand;
+- each axis is resized in place, so no box is ever transposed (a transposing copy
+  of the inner axis cost a third of the resize) and the result is C-ordered for
+  the uint8 cast: axis 0 as ``W @ X(n, rest)``, axis 2 as ``X(rest, n) @ W.T``,
+  axis 1 as one batched ``W @ X[i]`` per slice of axis 0;
 - ``W`` is cut into bands of ``BAND`` output samples, each multiplied only with
   the few input rows it touches: a dense ``W`` costs n multiply-adds per output
   voxel, a band about ``BAND * n / S + 2`` (for n = 40, S = 96: 9 instead of 40);
-- the axes are resized in the order of least work (the last product, which
-  writes the S0*S1*S2 output, runs on the axis that costs least there);
+- the axes are resized in the order of least work (multiply-adds, plus a fixed
+  cost per small product of the batched axis-1 step);
 - the bands are cached per (n, S): a subject's 109 boxes share a few dozen lengths.
 """
 
@@ -92,32 +93,53 @@ def _band_cost(n_in: int, n_out: int) -> int:
     return sum(block.size for _, _, block in interpolation_bands(n_in, n_out))
 
 
-#: Orders the axes may be resized in: those that end with axis 2 innermost in memory (see
-#: ``resize_trilinear``), because casting a patch whose innermost axis is strided costs 10-50x a
-#: contiguous cast. Resizing axis 2 first never ends so.
-ORDERS = ((0, 1, 2), (1, 0, 2), (0, 2, 1), (1, 2, 0))
+#: Multiply-adds that one small BLAS call of the batched axis-1 step costs on top of its own
+#: (call overhead), in the order choice; 2,000 was as fast as any other value at S = 96.
+CALL_COST = 2000
 
 
 @functools.lru_cache(maxsize=4096)
 def _cheapest_order(shape_in: tuple[int, int, int], shape_out: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The order of ``ORDERS`` to resize the axes in that needs the fewest multiply-adds."""
+    """The order to resize the axes in that needs the least work (multiply-adds and batched calls)."""
     def cost(order):
         sizes, total = list(shape_in), 0
         for axis in order:
             rest = int(np.prod(sizes)) // sizes[axis]
             total += rest * _band_cost(shape_in[axis], shape_out[axis])
+            if axis == 1:
+                total += CALL_COST * sizes[0] * len(interpolation_bands(shape_in[axis], shape_out[axis]))
             sizes[axis] = shape_out[axis]
         return total
-    return min(ORDERS, key=cost)
+    return min(itertools.permutations(range(3)), key=cost)
+
+
+def _resize_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+    """Linear interpolation of a C-ordered float32[a, b, c] along ``axis`` to ``n_out`` samples, in place order.
+
+    Returns
+    -------
+    float32 array, C-ordered, of ``x.shape`` with ``n_out`` at ``axis``
+    """
+    bands = interpolation_bands(x.shape[axis], n_out)
+    shape = list(x.shape)
+    shape[axis] = n_out
+    out = np.empty(shape, np.float32)
+    if axis == 0:
+        rows_in, rows_out = x.reshape(x.shape[0], -1), out.reshape(n_out, -1)
+        for rows, cols, block in bands:
+            np.matmul(block.T, rows_in[rows], out=rows_out[cols])
+    elif axis == 2:
+        cols_in, cols_out = x.reshape(-1, x.shape[2]), out.reshape(-1, n_out)
+        for rows, cols, block in bands:
+            np.matmul(cols_in[:, rows], block, out=cols_out[:, cols])
+    else:  # one product per slice of axis 0, batched by matmul
+        for rows, cols, block in bands:
+            np.matmul(block.T, x[:, rows], out=out[:, cols])
+    return out
 
 
 def resize_trilinear(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Resize a 3D array to ``shape`` by separable trilinear interpolation.
-
-    The box is copied with its axes in resizing order; the first two products each move the axis
-    they resize to the end, and the last one either does the same (axis 2 last: the result is in
-    the box's order) or keeps its axis in front (axis 2 second: the result's axes are 2 after 0
-    and 1), so axis 2 always ends innermost.
 
     Parameters
     ----------
@@ -126,33 +148,14 @@ def resize_trilinear(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
     Returns
     -------
-    float32[S0, S1, S2]
-        Equal to ``ndimage.zoom(x, shape / x.shape, order=1)`` up to float32 rounding. May be a view
-        with axes 0 and 1 swapped (axis 2 innermost, so that copying or casting it stays fast).
+    float32[S0, S1, S2], C-ordered
+        Equal to ``ndimage.zoom(x, shape / x.shape, order=1)`` up to float32 rounding.
     """
     shape = tuple(int(s) for s in shape)
-    order = _cheapest_order(tuple(x.shape), shape)
-    y = np.ascontiguousarray(np.asarray(x, np.float32).transpose(order))
-    layout = list(order)
-    for step, axis in enumerate(order):
-        n = y.shape[0]
-        columns = y.reshape(n, -1)
-        bands = interpolation_bands(n, shape[axis])
-        if step == 2 and axis != 2:
-            # W @ X: the resized axis stays in front, axis 2 (resized second, now last) stays innermost.
-            resized = np.empty((shape[axis], columns.shape[1]), np.float32)
-            for rows, cols, block in bands:
-                np.matmul(block.T, columns[rows], out=resized[cols])
-            dims = [shape[axis], *y.shape[1:]]
-        else:
-            # X.T @ W.T: the resized axis moves to the end, so the next axis to resize leads.
-            resized = np.empty((columns.shape[1], shape[axis]), np.float32)
-            for rows, cols, block in bands:
-                np.matmul(columns[rows].T, block, out=resized[:, cols])
-            dims = [*y.shape[1:], shape[axis]]
-            layout = layout[1:] + layout[:1]
-        y = resized.reshape(dims)
-    return y.transpose(np.argsort(layout))
+    y = np.ascontiguousarray(x, dtype=np.float32)
+    for axis in _cheapest_order(tuple(y.shape), shape):
+        y = _resize_axis(y, axis, shape[axis])
+    return y
 
 
 def resize_naive(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
