@@ -43,7 +43,8 @@ from tqdm.auto import tqdm
 TARGET_STAGES: tuple[str, ...] = ("SMC", "MCI", "AD")
 """Stages of the ROI and ROI–gene analyses (paper 2.3–2.4); NC is the reference."""
 
-_STREAM = {"genes": 0, "rois": 1, "pairs": 2, "reference": 3}
+#: Random stream of each procedure: ``default_rng([seed, STREAMS[name], ...])``.
+STREAMS = {"genes": 0, "rois": 1, "pairs": 2, "reference": 3}
 
 #: Memory of one chunk of the ROI–gene bootstrap: its data promoted to float32[N, chunk] and its means
 #: float32[chunk, B]. 128 MB holds all 11,445 pairs in one chunk up to N + B = 2,900.
@@ -153,7 +154,7 @@ def bootstrap_genes(importance: np.ndarray, genes, *, n_boot: int = 1000, top_k:
         if tokens is None:
             raise ValueError("score='per_token' needs the token counts")
         x = x / np.maximum(np.asarray(tokens, dtype=np.float32), 1.0)
-    rng = np.random.default_rng([seed, _STREAM["genes"]])
+    rng = np.random.default_rng([seed, STREAMS["genes"]])
     weights = resample_weights(x.shape[0], n_boot, rng, n_draw)
     means = resampled_means(x, weights)
     freq = top_k_frequency(means, top_k)
@@ -206,11 +207,11 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         xs = x[labels == stage]
         if len(xs) == 0:
             continue
-        rng = np.random.default_rng([seed, _STREAM["rois"], s_index])
+        rng = np.random.default_rng([seed, STREAMS["rois"], s_index])
         means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
         observed = xs.mean(0)
         if score == "contrast":
-            ref_rng = np.random.default_rng([seed, _STREAM["reference"], s_index])
+            ref_rng = np.random.default_rng([seed, STREAMS["reference"], s_index])
             means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
             observed = observed - nc_mean
         freq = top_k_frequency(means, top_k)
@@ -253,7 +254,7 @@ def pair_stability(association: np.ndarray, *, n_boot: int = 1000, n_draw: int |
     a = np.asarray(association)
     n, r, g = a.shape
     flat = a.reshape(n, r * g)
-    rng = np.random.default_rng([seed, _STREAM["pairs"], stream])
+    rng = np.random.default_rng([seed, STREAMS["pairs"], stream])
     weights = resample_weights(n, n_boot, rng, n_draw)
     q = [50 * (1 - ci), 100 - 50 * (1 - ci)]
     out = {k: np.empty(r * g) for k in ("mean", "ci_low", "ci_high", "observed")}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgenima_lib.attribution.bootstrap import _STREAM, bootstrap_genes, bootstrap_rois, pair_stability, top_k_frequency
+from rgenima_lib.attribution.bootstrap import STREAMS, bootstrap_genes, bootstrap_rois, pair_stability, top_k_frequency
 from rgenima_lib.bench.paired import paired_timings
 
 
@@ -45,7 +45,7 @@ def plain_pair_stability(association: np.ndarray, *, n_boot: int, seed: int = 0,
         ``mean``, ``ci_low``, ``ci_high``, ``stability`` (NaN for zero-width intervals), ``observed``.
     """
     n, r, g = association.shape
-    counts = np.random.default_rng([seed, _STREAM["pairs"], stream]).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+    counts = np.random.default_rng([seed, STREAMS["pairs"], stream]).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
     data = association.reshape(n, r * g).astype(np.float32)
     means = (counts / n).astype(np.float32) @ data  # float32[B, R*G]
     lo, hi = np.percentile(means, [50 * (1 - ci), 100 - 50 * (1 - ci)], axis=0)
@@ -118,23 +118,23 @@ def run(out_dir: Path, full: bool) -> dict:
     result["genes"] = paired_timings(
         {"bootstrap_genes": lambda: bootstrap_genes(gene_x, genes, n_boot=b),
          "plain_weights_matrix": lambda: plain_top_k_frequency(gene_x, n_boot=b, top_k=45,
-                                                               seed_key=[0, _STREAM["genes"]])},
+                                                               seed_key=[0, STREAMS["genes"]])},
         repeats=5, ratios={"plain_over_current": ("plain_weights_matrix", "bootstrap_genes")})
     table = bootstrap_genes(gene_x, genes, n_boot=b).set_index("gene").loc[genes]
     result["genes"]["identical_outputs"] = bool(np.array_equal(
         table["frequency"].to_numpy(),
-        plain_top_k_frequency(gene_x, n_boot=b, top_k=45, seed_key=[0, _STREAM["genes"]])))
+        plain_top_k_frequency(gene_x, n_boot=b, top_k=45, seed_key=[0, STREAMS["genes"]])))
     # Stage AD is the third of bootstrap_rois' stages (stream index 2).
     result["rois"] = paired_timings(
         {"bootstrap_rois": lambda: bootstrap_rois(roi_x, dump.label, rois, n_boot=b),
          "plain_weights_matrix": lambda: [plain_top_k_frequency(roi_x[np.asarray(dump.label) == s], n_boot=b, top_k=10,
-                                                                seed_key=[0, _STREAM["rois"], i])
+                                                                seed_key=[0, STREAMS["rois"], i])
                                           for i, s in enumerate(("SMC", "MCI", "AD"))]},
         repeats=5, ratios={"plain_over_current": ("plain_weights_matrix", "bootstrap_rois")})
     t = bootstrap_rois(roi_x, dump.label, rois, n_boot=b)
     ad_freq = t[t["stage"] == "AD"].set_index("roi").loc[rois, "frequency"].to_numpy()
     result["rois"]["identical_outputs"] = bool(np.array_equal(
-        ad_freq, plain_top_k_frequency(roi_x[ad], n_boot=b, top_k=10, seed_key=[0, _STREAM["rois"], 2])))
+        ad_freq, plain_top_k_frequency(roi_x[ad], n_boot=b, top_k=10, seed_key=[0, STREAMS["rois"], 2])))
     result["permutation"] = paired_timings(
         {"stage_permutation_tests": lambda: stage_permutation_tests(roi_x, dump.label, rois, n_perm=n_perm)},
         repeats=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rgenima_lib.attribution.bootstrap import _STREAM, bootstrap_genes, bootstrap_rois, pair_stability
+from rgenima_lib.attribution.bootstrap import STREAMS, bootstrap_genes, bootstrap_rois, pair_stability
 from rgenima_lib.bench.bench_bootstrap import plain_pair_stability, plain_top_k_frequency, same_outputs
 from rgenima_lib.bench.bench_roi_extract import extract_naive
 from rgenima_lib.imaging.roi_extract import extract_roi_patches
@@ -33,7 +33,7 @@ def test_gene_and_roi_frequencies_equal_the_plain_formulation():
     genes, rois = [f"G{i}" for i in range(12)], [f"R{i}" for i in range(9)]
     gene_x = rng.lognormal(size=(40, 12)).astype(np.float16)
     table = bootstrap_genes(gene_x, genes, n_boot=60, top_k=4, seed=2).set_index("gene").loc[genes]
-    plain = plain_top_k_frequency(gene_x, n_boot=60, top_k=4, seed_key=[2, _STREAM["genes"]])
+    plain = plain_top_k_frequency(gene_x, n_boot=60, top_k=4, seed_key=[2, STREAMS["genes"]])
     np.testing.assert_array_equal(table["frequency"].to_numpy(), plain)
 
     roi_x = rng.lognormal(size=(48, 9)).astype(np.float16)
@@ -42,7 +42,7 @@ def test_gene_and_roi_frequencies_equal_the_plain_formulation():
     for index, stage in enumerate(("SMC", "MCI", "AD")):
         freq = t[t["stage"] == stage].set_index("roi").loc[rois, "frequency"].to_numpy()
         expected = plain_top_k_frequency(roi_x[labels == stage], n_boot=60, top_k=3,
-                                         seed_key=[2, _STREAM["rois"], index])
+                                         seed_key=[2, STREAMS["rois"], index])
         np.testing.assert_array_equal(freq, expected)
 
 
