@@ -133,8 +133,9 @@ def cli_end_to_end(images, tmp: Path, sizes=(96, 32)) -> dict:
                "--aparc-aseg", str(mri / "aparc+aseg.mgz"), "--intensity", str(mri / "norm.mgz"),
                "--rois", str(REPO / "config" / "rois.tsv"), "--roi-size", str(s),
                "--output", str(tmp / f"bench{s}.npy"), "--info", str(tmp / f"bench{s}.json")]
+        # PYTHONPATH: the command runs this checkout's package, not whichever one the environment installed.
         env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PATH": str(Path(sys.executable).parent), "HOME": str(tmp)}
+               "PATH": str(Path(sys.executable).parent), "HOME": str(tmp), "PYTHONPATH": str(REPO)}
         start = time.perf_counter()
         # A small launcher process runs the command and reports its peak resident set: a child
         # forked straight from this (large) process would inherit its high-water mark.
