@@ -6,9 +6,13 @@
   with the demo LLM's tokenizer. That tokenizer uses Qwen2's pre-tokenizer
   (one token per digit, spaces apart), so the SNP part counts as Qwen2.5's
   would; the template words and gene names may split differently.
-- **CPU training** of the demo LLM (random init, fp32, plain loop): tokens/s
-  (real tokens incl. visual ones, after one warm-up step) and peak resident
-  memory of a fresh process, at the demo's and at the paper's prompt length.
+- **CPU training** of the demo LLM (random init, fp32, plain loop, batch 2): one
+  optimizer step at the paper's prompt length beside one at the demo's (the
+  baseline), interleaved in one fresh process (a warm-up round, then 3 rounds;
+  each timed step is the second of its own short run, so model loading and the
+  optimizer's first step are left out), as seconds per step with median and
+  spread, the per-round ratio, tokens/s (real tokens incl. visual ones), and
+  that process's peak resident memory.
 - **GPU training** (``python -m rgenima_lib.bench.bench_llm --gpu``, CUDA only):
   a ~0.5B-parameter random-init Qwen2 (Qwen2.5-0.5B shape: hidden 896, 24
   layers, 14 heads, 2 KV heads, MLP 4,864, 151,936 embedding rows, tied) at the
@@ -101,33 +105,57 @@ def _samples(n: int, n_snps: int, n_rois: int, dim: int, seed: int = 0):
                          np.ones(n_rois, np.uint8)) for i in range(n)]
 
 
-def cpu_worker(n_snps: int, batch: int, steps: int) -> dict:
-    """One CPU training measurement in this (fresh) process: demo LLM, plain loop, fp32."""
+def cpu_worker(n_snps_per_length: dict[str, int], batch: int, rounds: int) -> dict:
+    """CPU training steps at each prompt length, interleaved, in this (fresh) process: demo LLM, fp32.
+
+    Parameters
+    ----------
+    n_snps_per_length : mapping of name -> SNPs per prompt
+        The last is the measure, the others its baselines (ratios ``<last>_over_<other>``).
+    batch : int
+    rounds : int
+        Timed rounds (after one warm-up round).
+
+    Returns
+    -------
+    dict
+        ``step_s``: ``paired_record`` of seconds per optimizer step; ``tokens_per_step`` and
+        ``tokens_per_s`` (median) per length; ``peak_rss_mb``, ``threads``, ``parameters``, ``model``.
+    """
     import torch
 
+    from rgenima_lib.bench.paired import paired_record, summarise
     from rgenima_lib.models.demo_llm import build_demo_llm
     from rgenima_lib.models.mllm import MLLMConfig
     from rgenima_lib.train.finetune import FinetuneConfig, finetune
 
+    seconds = {name: [] for name in n_snps_per_length}
+    tokens = {name: [] for name in n_snps_per_length}
     with tempfile.TemporaryDirectory() as tmp:
         base = build_demo_llm(Path(tmp) / "demo", gene_names=_genes(), seed=0)
-        samples = _samples(batch * (steps + 1), n_snps, N_ROIS, RIT_DIM)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        res = finetune(base, samples, None, MLLMConfig(visual_dim=RIT_DIM),
-                       FinetuneConfig(lr=1e-4, epochs=1, batch_size_per_gpu=batch, grad_accum=1,
-                                      max_steps=steps + 1, bf16=False, gradient_checkpointing=False))
-    timed = res.history[1:]  # the first step pays one-off costs (allocator, kernels)
-    tokens, secs = sum(h["tokens"] for h in timed), sum(h["seconds"] for h in timed)
-    n_params = sum(p.numel() for p in res.module.parameters())
-    return {"n_snps": n_snps, "batch": batch, "timed_steps": len(timed), "threads": torch.get_num_threads(),
-            "sequence_tokens": tokens / len(timed) / batch, "tokens_per_s": tokens / secs,
-            "samples_per_s": batch * len(timed) / secs, "parameters": n_params,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_training_mb": rss_before,
+        samples = {name: _samples(2 * batch, n, N_ROIS, RIT_DIM) for name, n in n_snps_per_length.items()}
+        for round_ in range(rounds + 1):
+            for name in n_snps_per_length:
+                res = finetune(base, samples[name], None, MLLMConfig(visual_dim=RIT_DIM),
+                               FinetuneConfig(lr=1e-4, epochs=1, batch_size_per_gpu=batch, grad_accum=1, max_steps=2,
+                                                              bf16=False, gradient_checkpointing=False))
+                if round_ > 0:  # round 0 warms up the allocator and kernels
+                    seconds[name].append(res.history[1]["seconds"])
+                    tokens[name].append(res.history[1]["tokens"])
+    measure = list(n_snps_per_length)[-1]
+    return {"batch": batch, "threads": torch.get_num_threads(), "n_snps": dict(n_snps_per_length),
+            "step_s": paired_record(seconds, {f"{measure}_over_{name}": (measure, name)
+                                              for name in list(n_snps_per_length)[:-1]}),
+            "tokens_per_step": {name: float(np.median(t)) for name, t in tokens.items()},
+            "tokens_per_s": {name: round(float(np.median(np.array(tokens[name]) / np.array(seconds[name]))), 1)
+                             for name in n_snps_per_length},
+            "parameters": sum(p.numel() for p in res.module.parameters()),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "model": "demo LLM (qwen2, hidden 128, 2 layers; demo model, random init)"}
 
 
 def _run_worker(flag: str, *args) -> dict:
+    """Run this module with ``flag`` in a fresh process (its own peak memory); its last stdout line is JSON."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "rgenima_lib.bench.bench_llm", flag, *map(str, args)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
@@ -145,12 +173,10 @@ def run(out_dir: Path, full: bool) -> dict:
         tok = load_llm_tokenizer(build_demo_llm(Path(tmp) / "demo", hidden_size=32, n_layers=1, n_heads=2, n_kv_heads=1,
                                             intermediate_size=64, gene_names=_genes()))
         lengths = prompt_lengths(tok)
-    steps = 8 if full else 3
-    cpu = {"demo_length": _run_worker("--cpu-worker", DEMO_N_SNPS, 4, steps),
-           "paper_length": _run_worker("--cpu-worker", PAPER_N_SNPS, 2, steps)}
+    cpu = _run_worker("--cpu-worker", DEMO_N_SNPS, PAPER_N_SNPS, 2, 5 if full else 3)
     return {"prompt_length_paper_scale": lengths, "cpu_training": cpu,
-            "gpu_training": "not run here (no CUDA): python -m rgenima_lib.bench.bench_llm --gpu on a GPU node "
-                            "writes results/bench/llm_gpu.json"}
+            "gpu_training": gpu_refusal(False) or "not run by make bench: python -m rgenima_lib.bench.bench_llm "
+                                                 "--gpu writes results/bench/llm_gpu.json"}
 
 
 QWEN25_05B_SHAPE = dict(hidden_size=896, n_layers=24, n_heads=14, n_kv_heads=2, intermediate_size=4864,
@@ -169,6 +195,21 @@ def _saved_parameters(path: Path) -> int:
     return total
 
 
+def gpu_refusal(smoke: bool) -> str | None:
+    """Why ``--gpu`` cannot run here (None when it can): no CUDA device, or no DeepSpeed."""
+    import importlib.util
+
+    import torch
+
+    if not smoke and not torch.cuda.is_available():
+        return ("bench_llm --gpu: refused, no CUDA device is visible here (torch.cuda.is_available() is False; "
+                f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}). Run it on a GPU node; "
+                "--gpu --smoke checks the same code path on CPU with a tiny model. Nothing was written.")
+    if importlib.util.find_spec("deepspeed") is None:
+        return "bench_llm --gpu: refused, DeepSpeed is not installed (the GPU part trains with ZeRO-3). Nothing was written."
+    return None
+
+
 def gpu_bench(out: Path, steps: int = 8, batch: int = 16, smoke: bool = False) -> dict:
     """~0.5B random-init Qwen2, paper-length prompts, bf16, ZeRO-3 on one GPU (see module docstring).
 
@@ -182,8 +223,9 @@ def gpu_bench(out: Path, steps: int = 8, batch: int = 16, smoke: bool = False) -
     from rgenima_lib.train.finetune import FinetuneConfig, finetune
 
     cuda = torch.cuda.is_available()
-    if not cuda and not smoke:
-        raise SystemExit("--gpu needs CUDA; none here (--smoke checks the code path on CPU)")
+    refusal = gpu_refusal(smoke)
+    if refusal:
+        raise RuntimeError(refusal)
     for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29561", "RANK": "0", "WORLD_SIZE": "1",
                        "LOCAL_RANK": "0"}.items():
         os.environ.setdefault(key, value)
@@ -236,12 +278,18 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--smoke", action="store_true", help="with --gpu: tiny model on CPU, checks the script only")
-    parser.add_argument("--cpu-worker", nargs=3, type=int, metavar=("N_SNPS", "BATCH", "STEPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-worker", nargs=4, type=int, metavar=("DEMO_SNPS", "PAPER_SNPS", "BATCH", "ROUNDS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.cpu_worker:
-        print(json.dumps(cpu_worker(*args.cpu_worker)))
+        demo, paper, batch, rounds = args.cpu_worker
+        print(json.dumps(cpu_worker({"demo_length": demo, "paper_length": paper}, batch, rounds)))
     elif args.gpu:
+        refusal = gpu_refusal(args.smoke)
+        if refusal:
+            print(refusal, file=sys.stderr)
+            return 2
         print(json.dumps(gpu_bench(args.out, args.steps, args.batch, args.smoke), indent=2))
     else:
         parser.error("use --gpu, or run the CPU part through python -m rgenima_lib.bench --only llm")

@@ -1,11 +1,19 @@
-"""RiT speed and memory (issue 5): training-step throughput on CPU, the full-kernel Conv3D, cache size.
+"""RiT speed and memory (issue 5): training steps of the full-kernel Conv3D beside the Tucker kernel; cache size.
 
-Each configuration runs in a fresh process, so its peak resident memory (``ru_maxrss``) is
-that one training step's alone: model, input batch, activations, gradients and, when
-``optimizer`` is on, AdamW's two moments. Paper widths throughout (N = 109 ROIs, d = 768,
-4 ViT layers, 8 heads); batch 2 at the demo's S = 32, batch 1 at the paper's S = 96. The
-S = 96 full-kernel runs need ~12 GB (fp32) and are skipped, with the reason and the
-computed figure, when the machine has less memory available.
+Paper widths throughout (N = 109 ROIs, d = 768, 4 ViT layers, 8 heads), 2 CPU threads.
+
+- ``steps_S32``: one AdamW training step (forward, backward, update) at the demo's S = 32,
+  batch 1, of the paper's full-kernel Conv3D (the baseline) and of the rank-16 Tucker kernel,
+  interleaved in one process (``paired_timings``: warm-up, round-robin repetitions, median and
+  spread, per-round ratio), with that process's resident memory (both models, gradients and AdamW moments resident);
+- ``memory`` (``full`` only, a minute or more per configuration): each configuration's peak
+  resident memory (``ru_maxrss``) in a fresh process of its own, so that it is that one training
+  step's alone: model, input batch, activations, gradients and, with ``optimizer``, AdamW's two
+  moments: S = 32 (batch 2) and the paper's S = 96 (batch 1: fp32 forward + backward, fp32 and
+  bf16 with AdamW, Tucker 16); ``full`` also times S = 96 full kernel beside Tucker 16 as above.
+  S = 96 full-kernel runs need ~12 GB (fp32) and are skipped, with the reason and the computed
+  figure, when the machine has less memory available;
+- ``embedding_cache``: size of the cached encoder tokens per 1,000 subjects.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rgenima_lib.bench.paired import paired_timings
+
 PAPER_WIDTHS = {"n_rois": 109, "dim": 768, "depth": 4, "heads": 8, "dropout": 0.1}
 
 
@@ -29,6 +39,12 @@ def _mem_available_gb() -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def _resident_gb() -> float:
+    """This process's resident memory now (Linux ``/proc/self/statm``), GB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
 def _step_worker(spec: dict, queue) -> None:
@@ -139,40 +155,103 @@ def _cache_sizes(out_dir: Path) -> dict:
     return out
 
 
+def interleaved_steps(configs: dict[str, dict], batch: int, repeats: int) -> dict:
+    """One AdamW training step of each RiT configuration, timed interleaved in this process.
+
+    Parameters
+    ----------
+    configs : mapping of name -> RiTConfig keyword arguments
+    batch : int
+        Subjects per step (random patches, all ROIs present).
+    repeats : int
+
+    Returns
+    -------
+    dict
+        ``paired_timings`` record, each repetition one step, ratios ``<name>_over_<last name>`` for
+        every configuration but the last (the last is the measure, the others its baselines), and
+        ``process_rss_gb_models_resident`` (this process's resident memory with every configuration
+        built, its gradients and AdamW moments).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from rgenima_lib.models.rit import RiT, RiTConfig
+    from rgenima_lib.train.classifier import FitConfig, make_optimizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.manual_seed(0)
+    steps = {}
+    for name, config in configs.items():
+        cfg = RiTConfig(**config)
+        model = RiT(cfg).train()
+        opt = make_optimizer(model, FitConfig(lr=1e-4))
+        rois = torch.randn(batch, cfg.n_rois, cfg.roi_size, cfg.roi_size, cfg.roi_size)
+        presence = torch.ones(batch, cfg.n_rois, dtype=torch.bool)
+        y = torch.randint(0, cfg.n_classes, (batch,))
+
+        def step(model=model, opt=opt, rois=rois, presence=presence, y=y):
+            F.cross_entropy(model(rois, presence), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        steps[name] = step
+    measure = list(configs)[-1]
+    try:
+        timings = paired_timings(steps, repeats=repeats,
+                                 ratios={f"{name}_over_{measure}": (name, measure) for name in list(configs)[:-1]})
+    finally:
+        torch.set_num_threads(threads)
+    # Resident now, not the high-water mark: this process may have run other benchmarks before.
+    timings["process_rss_gb_models_resident"] = round(_resident_gb(), 3)
+    return timings
+
+
 def run(out_dir: Path, full: bool) -> dict:
-    """Benchmark RiT training steps (demo S = 32, paper S = 96) and the embedding cache.
+    """Benchmark RiT training steps (demo S = 32; with ``full`` the paper's S = 96) and the embedding cache.
 
     Parameters
     ----------
     out_dir : Path
         results/bench (only a temporary probe file is written there).
     full : bool
-        Also time three steps instead of two at S = 96.
+        Also the S = 96 configurations (memory, and timings where the full kernel fits).
 
     Returns
     -------
     dict
-        ``conv3d``: kernel sizes; ``steps``: one record per configuration; ``embedding_cache``.
+        ``conv3d``: kernel sizes; ``steps_S32`` (and ``steps_S96``): paired timings; ``memory``: one
+        record per configuration; ``embedding_cache``.
     """
     from rgenima_lib.models.rit import patch_kernel_size
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    s96_steps = 3 if full else 2
-    runs = [
-        ("demo_S32_fp32_adamw", {**PAPER_WIDTHS, "roi_size": 32}, 2, 3, True, _step_memory_estimate(32, 2, 4, True)),
-        ("paper_S96_tucker16_adamw", {**PAPER_WIDTHS, "roi_size": 96, "patch_rank": 16}, 1, s96_steps, True,
-         _step_memory_estimate(96, 1, 4, True, 16)),
-        ("paper_S96_fp32_fwd_bwd", {**PAPER_WIDTHS, "roi_size": 96}, 1, s96_steps, False,
-         _step_memory_estimate(96, 1, 4, False)),
-        ("paper_S96_fp32_adamw", {**PAPER_WIDTHS, "roi_size": 96}, 1, s96_steps, True,
-         _step_memory_estimate(96, 1, 4, True)),
-        ("paper_S96_bf16_adamw", {**PAPER_WIDTHS, "roi_size": 96, "patch_dtype": "bfloat16"}, 1, s96_steps, True,
-         _step_memory_estimate(96, 1, 2, True)),
-    ]
-    steps = [_measure(*r) for r in runs]
-    return {
-        "conv3d": {"S32": patch_kernel_size(32), "S96": patch_kernel_size(96),
-                   "S96_tucker16": patch_kernel_size(96, rank=16)},
-        "steps": steps,
-        "embedding_cache": _cache_sizes(out_dir),
-    }
+    s32 = {"full_kernel_fp32": {**PAPER_WIDTHS, "roi_size": 32}, "tucker16": {**PAPER_WIDTHS, "roi_size": 32,
+                                                                              "patch_rank": 16}}
+    result = {"conv3d": {"S32": patch_kernel_size(32), "S96": patch_kernel_size(96),
+                         "S96_tucker16": patch_kernel_size(96, rank=16)},
+              "steps_S32": {"batch": 1, **interleaved_steps(s32, batch=1, repeats=3)}}
+    if full:
+        s96_full_need = _step_memory_estimate(96, 1, 4, True)
+        if _mem_available_gb() > s96_full_need + 4.0:  # both models live in one process
+            result["steps_S96"] = {"batch": 1, **interleaved_steps(
+                {"full_kernel_fp32": {**PAPER_WIDTHS, "roi_size": 96},
+                 "tucker16": {**PAPER_WIDTHS, "roi_size": 96, "patch_rank": 16}}, batch=1, repeats=3)}
+        else:
+            result["steps_S96"] = {"skipped": f"needs ~{s96_full_need + 4.0:.1f} GB, "
+                                              f"{_mem_available_gb():.1f} GB available"}
+        runs = [
+            ("demo_S32_fp32_adamw", s32["full_kernel_fp32"], 2, 3, True, _step_memory_estimate(32, 2, 4, True)),
+            ("demo_S32_tucker16_adamw", s32["tucker16"], 2, 3, True, _step_memory_estimate(32, 2, 4, True, 16)),
+            ("paper_S96_tucker16_adamw", {**PAPER_WIDTHS, "roi_size": 96, "patch_rank": 16}, 1, 3, True,
+             _step_memory_estimate(96, 1, 4, True, 16)),
+            ("paper_S96_fp32_fwd_bwd", {**PAPER_WIDTHS, "roi_size": 96}, 1, 3, False,
+             _step_memory_estimate(96, 1, 4, False)),
+            ("paper_S96_fp32_adamw", {**PAPER_WIDTHS, "roi_size": 96}, 1, 3, True, s96_full_need),
+            ("paper_S96_bf16_adamw", {**PAPER_WIDTHS, "roi_size": 96, "patch_dtype": "bfloat16"}, 1, 3, True,
+             _step_memory_estimate(96, 1, 2, True)),
+        ]
+        result["memory"] = [_measure(*r) for r in runs]
+    result["embedding_cache"] = _cache_sizes(out_dir)
+    return result

@@ -55,7 +55,24 @@ def paired_timings(candidates: Mapping[str, Callable[[], object]], repeats: int 
             start = time.perf_counter()
             fn()
             runs[name].append(time.perf_counter() - start)
-    result: dict = {name: summarise(seconds) for name, seconds in runs.items()}
+    return paired_record(runs, ratios)
+
+
+def paired_record(runs: Mapping[str, list[float]], ratios: Mapping[str, tuple[str, str]] | None = None) -> dict:
+    """The record of ``paired_timings`` from repetitions timed elsewhere (e.g. inside a training loop).
+
+    Parameters
+    ----------
+    runs : mapping of name -> list of seconds
+        Repetition i of every candidate must come from the same round i (interleaved).
+    ratios : mapping of ratio name -> (numerator, denominator), optional
+
+    Returns
+    -------
+    dict
+        As :func:`paired_timings`.
+    """
+    result: dict = {name: summarise(list(seconds)) for name, seconds in runs.items()}
     if ratios:
         result["ratios"] = {}
         for label, (num, den) in ratios.items():

@@ -520,7 +520,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("bootstrap-roi-gene", help="ROI-gene bootstrap mean, 95%% CI, stability per stage (paper 4.3)")
     _bootstrap_args(p)
-    p.add_argument("--chunk", type=int, default=4096, help="pairs per matrix product (bounds memory)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="pairs per matrix product (bounds memory; default: as many as fit 128 MB of data and means)")
     p.add_argument("--rois-table", help="bootstrap-rois output: --top lists pairs of stable ROIs only")
     p.add_argument("--top", help="TSV of the most stable pairs per stage")
     p.add_argument("--n-top", type=int, default=20)

@@ -149,7 +149,8 @@ def extract_roi_patches(intensity: np.ndarray, labels: np.ndarray, label_ids: Se
         Where to write the patches (e.g. a ``numpy.lib.format.open_memmap``), so a
         subject's 96 MB never needs a second copy in memory.
     resize : callable
-        ``resize(float32 box, (S, S, S)) -> float32``; ``resize_naive`` for the reference.
+        ``resize(float32 box, (S, S, S)) -> float32``; ``resize_naive`` for the reference. Must
+        interpolate with convex weights (the box carries a 0.5 rounding offset, see below).
 
     Returns
     -------
@@ -157,26 +158,26 @@ def extract_roi_patches(intensity: np.ndarray, labels: np.ndarray, label_ids: Se
     """
     n_roi = len(label_ids)
     if out is None:
-        out = np.zeros((n_roi, size, size, size), np.uint8)
+        out = np.empty((n_roi, size, size, size), np.uint8)
     counts, boxes = label_boxes(labels, label_ids, margin)
     lo, hi = intensity_window(intensity, labels > 0, clip)
-    scale = np.float32(SCALE / (hi - lo))
+    # Scaled to [0, 255] once for the whole volume (the boxes overlap and together cover it
+    # about twice), plus 0.5: trilinear weights are convex and sum to 1, so every resampled
+    # value is its true value + 0.5 in [0.5, 255.5], and truncating to uint8 rounds it.
+    shifted = np.clip(np.asarray(intensity, np.float32), lo, hi)
+    shifted -= np.float32(lo)
+    shifted *= np.float32(SCALE / (hi - lo))
+    shifted += np.float32(0.5)
+    half = np.float32(0.5)
     target = (size, size, size)
     for k, label in enumerate(label_ids):
         if counts[k] == 0:
             out[k] = 0
             continue
         x0, x1, y0, y1, z0, z1 = boxes[k]
-        box = np.clip(intensity[x0:x1, y0:y1, z0:z1], lo, hi)
-        # Scale to [0, 255] before resampling: trilinear weights are convex, so the result stays
-        # in range and only needs rounding; other labels' voxels in the box become 0.
-        box -= np.float32(lo)
-        box *= scale
-        box *= labels[x0:x1, y0:y1, z0:z1] == label
-        patch = resize(box, target)
-        np.rint(patch, out=patch)
-        np.clip(patch, 0, SCALE, out=patch)
-        out[k] = patch  # float32 -> uint8, values already integral
+        # Voxels of other labels in the box become 0 (0.5 shifted).
+        box = np.where(labels[x0:x1, y0:y1, z0:z1] == label, shifted[x0:x1, y0:y1, z0:z1], half)
+        out[k] = resize(box, target)  # float32 -> uint8 truncates: round(value) of the unshifted value
     return RoiPatches(patches=out, presence=(counts > 0).astype(np.uint8), voxel_counts=counts, boxes=boxes,
                       window=(lo, hi))
 

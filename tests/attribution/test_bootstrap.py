@@ -71,9 +71,9 @@ def test_pair_stability_is_eq_13_to_17(dump):
     """Vectorised, chunked result == a plain loop over the same resamples (eq. 14-17)."""
     x = dump.roi_gene[dump.label == "AD"][:, :3, :4].astype(np.float32)  # N x 3 ROIs x 4 genes
     res = pair_stability(x, n_boot=300, seed=5, stream=0, chunk=5)
-    from rgenima_lib.attribution.bootstrap import _STREAM
+    from rgenima_lib.attribution.bootstrap import STREAMS
 
-    weights = resample_weights(len(x), 300, np.random.default_rng([5, _STREAM["pairs"], 0]))
+    weights = resample_weights(len(x), 300, np.random.default_rng([5, STREAMS["pairs"], 0]))
     counts = np.round(weights * len(x)).astype(int)
     mu = np.stack([np.repeat(x, c, axis=0).mean(0) for c in counts])  # eq. 14: mean of N drawn values
     np.testing.assert_allclose(res["mean"], mu.mean(0), rtol=1e-5)  # eq. 16

@@ -27,3 +27,25 @@ def test_report_only_writes_the_readme_and_the_docs_page(tmp_path):
     assert main(["--out", str(tmp_path), "--report-only", "--docs", str(docs)]) == 0
     assert (tmp_path / "README.md").read_text() == docs.read_text()
     assert "| `s` | 1 |" in docs.read_text()
+
+
+def test_report_renders_a_paired_record_as_a_timing_table(tmp_path):
+    from rgenima_lib.bench.paired import paired_record
+
+    timings = paired_record({"naive": [2.0, 2.2, 1.8], "fast": [0.1, 0.1, 0.12]},
+                            ratios={"naive_over_fast": ("naive", "fast")})
+    # As other benchmarks nest them: a block per case in a list, beside figures that are not timings.
+    record = {"benchmark": "demo", "full": False, "wall_s": 3.0, "machine": {"cpu_count": 2},
+              "results": {"timings": timings, "cases": [{"tokens": 1024, **timings, "peak_mb": 5.5}],
+                          "agreement": {"max_abs_diff": 1}}}
+    (tmp_path / "demo.json").write_text(json.dumps(record))
+    page = benchmark_report(tmp_path)
+    assert "Timings `timings` (seconds, interleaved rounds):" in page
+    assert "| measure | median | spread | min | max | repeats |" in page
+    assert "| naive | 2 | 20% | 1.8 | 2.2 | 3 |" in page
+    assert "| fast | 0.1 | 20% | 0.1 | 0.12 | 3 |" in page
+    assert "| naive / fast | **20** | 15 | 22 |" in page
+    assert "Timings `cases[0]`" in page and "| `cases[0].tokens` | 1024 |" in page
+    assert "| `cases[0].peak_mb` | 5.5 |" in page and "| `agreement.max_abs_diff` | 1 |" in page
+    # Timing summaries are shown once, in their tables, never again as dotted figures.
+    assert "median_s" not in page and "`timings.ratios" not in page and "`cases[0].fast" not in page

@@ -81,6 +81,23 @@ def test_trilinear_matches_zoom(shape, size):
     np.testing.assert_allclose(fast, naive, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(40, 9, 5), (9, 40, 5), (5, 9, 40), (40, 5, 9), (5, 40, 9), (150, 30, 120)])
+def test_trilinear_matches_zoom_in_every_axis_order(shape):
+    # Each box shape makes a different axis order the cheapest (banded products, last product
+    # on axis 2 or not, downsampling an axis longer than S).
+    x = np.random.default_rng(2).random(shape).astype(np.float32)
+    fast, naive = resize_trilinear(x, (24, 20, 16)), resize_naive(x, (24, 20, 16))
+    assert fast.shape == (24, 20, 16) and fast.flags.c_contiguous
+    np.testing.assert_allclose(fast, naive, atol=1e-5)
+
+
+def test_trilinear_orders_cover_every_axis_first():
+    from rgenima_lib.imaging.resample import _cheapest_order
+
+    shapes = [(40, 9, 5), (9, 40, 5), (5, 9, 40), (40, 5, 9), (5, 40, 9), (150, 30, 120)]
+    assert {_cheapest_order(s, (24, 20, 16))[0] for s in shapes} == {0, 1, 2}
+
+
 def test_linear_weights_interpolate_corners_aligned():
     w = linear_weights(5, 9)
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
