@@ -100,11 +100,11 @@ def test_plan_command_writes_the_table_and_refuses_with_the_fix(tmp_path):
     train, plan, _ = _sections()
     cmd = [sys.executable, "-m", "rgenima_lib.cli", "plan", "--model", str(tmp_path), "--plan", json.dumps(plan),
            "--gpus", "8", "--output-tsv", str(tmp_path / "plan.tsv"), "--output-json", str(tmp_path / "plan.json")]
-    ok = subprocess.run(cmd + ["--train", json.dumps(train)], capture_output=True, text=True, cwd=REPO)
+    ok = subprocess.run(cmd + ["--train", json.dumps(train)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json.loads((tmp_path / "plan.json").read_text())["fits"] is True
     bad = {**train, "batch_size_per_gpu": 16, "grad_accum": 1, "gradient_checkpointing": False}
-    refused = subprocess.run(cmd + ["--train", json.dumps(bad)], capture_output=True, text=True, cwd=REPO)
+    refused = subprocess.run(cmd + ["--train", json.dumps(bad)], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert refused.returncode != 0 and "train.gradient_checkpointing: true" in refused.stderr
     assert "activations" in (tmp_path / "plan.tsv").read_text()
 
@@ -112,7 +112,7 @@ def test_plan_command_writes_the_table_and_refuses_with_the_fix(tmp_path):
 def test_gpu_check_without_a_gpu_says_so_and_writes_nothing(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "-m", "rgenima_lib.bench.gpu_check", "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=120)
     assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr
     assert not out.exists()
 
