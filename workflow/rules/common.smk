@@ -318,5 +318,5 @@ def get_final_output(wildcards=None):
 
 
 def validation_targets(wildcards=None):
-    """What the positive control checks (rule validate, config/validate.yaml): every attributed model's recovery."""
+    """What the positive control checks (target validate, config/validate.yaml): each attributed model's recovery."""
     return [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in ("recovery", "recovery_md")]
