@@ -69,7 +69,7 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
     model : RGenIMA
         In eval mode, with any attention implementation (the pass picks its own).
     samples : sequence of PromptSample
-        With ``visual`` float[R, d] (R = number of ROIs).
+        With ``visual`` float[R, d] (R = number of ROIs), or all without (a gene-only LLM: R = 0).
     spans_list : sequence of spans
         ``GenomeText.spans`` per sample.
     genes : sequence of str, length G
@@ -88,9 +88,9 @@ def rollout_batch(model, samples, spans_list, genes: Sequence[str], predicted: S
     tok = model.tokenizer
     gene_index = {g: i for i, g in enumerate(genes)}
     n_genes = len(genes)
-    n_rois = int(np.asarray(samples[0].visual).shape[0])
+    n_rois = 0 if samples[0].visual is None else int(np.asarray(samples[0].visual).shape[0])  # 0: gene-only LLM
     eot = end_of_turn_ids(tok)
-    maps = [token_map(tok, s.genome_text, sp, gene_index, np.asarray(s.visual).shape[0], p, answer_rows,
+    maps = [token_map(tok, s.genome_text, sp, gene_index, n_rois, p, answer_rows,
                       model.image_token_id, eot) for s, sp, p in zip(samples, spans_list, predicted)]
     with_answer = [replace(s, stage=p) for s, p in zip(samples, predicted)]
     batch = PromptCollator(tok, with_labels=True)(with_answer)
@@ -161,13 +161,13 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     model : RGenIMA
         Any attention implementation: scoring runs SDPA, the rollout pass its own (SDPA-based).
     samples : sequence of PromptSample
-        Test samples with images and true stages.
+        Test samples with true stages; with images unless ``rois`` is empty (a gene-only LLM).
     spans_list : sequence
         ``GenomeText.spans`` per sample.
     genes : sequence of str, length G
         The panel's genes, in panel order.
     rois : sequence of str, length R
-        ROI names in token order (R must equal the visual tokens per sample).
+        ROI names in token order (R must equal the visual tokens per sample); empty for a gene-only LLM.
     fold : int
     sink, answer_rows : str
         See :mod:`rgenima_lib.attribution.rollout` and :mod:`rgenima_lib.attribution.token_map`.
@@ -200,10 +200,10 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     check_method(method)
     if not samples:
         raise ValueError("no samples to attribute")
-    for s in samples:
-        if s.visual is None:
-            raise ValueError(f"{s.subject}: no image; attribution needs the ROI tokens")
-        if np.asarray(s.visual).shape[0] != len(rois):
+    for s in samples:  # no ROIs (a gene-only LLM): no sample may carry ROI tokens
+        if (s.visual is None) != (len(rois) == 0):
+            raise ValueError(f"{s.subject}: {'no' if s.visual is None else 'an'} image, {len(rois)} ROIs")
+        if s.visual is not None and np.asarray(s.visual).shape[0] != len(rois):
             raise ValueError(f"{s.subject}: {np.asarray(s.visual).shape[0]} visual tokens but {len(rois)} ROIs")
     model.eval()
     collate = PromptCollator(model.tokenizer, with_labels=False)

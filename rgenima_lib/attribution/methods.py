@@ -14,6 +14,8 @@ METHOD_LABELS = {
     "gradient_input": "gradient x input on the RiT patch embeddings and gene token embeddings",
 }
 METHODS = tuple(METHOD_LABELS)
+#: The methods that run the fold's RiT on the ROI patches (the rollouts read cached tokens and the RiT rollout).
+ENCODER_METHODS = ("integrated_gradients", "gradient_attention", "gradient_input")
 #: What a dump written before methods existed holds.
 LEGACY_METHOD = "rollout_tokens"
 

@@ -94,7 +94,7 @@ def token_map(tokenizer, genome_text: str, spans, gene_index: dict[str, int], n_
     gene_index : dict
         Gene -> output column.
     n_visual : int
-        Visual tokens spliced at the anchor (109 for RiT).
+        Visual tokens spliced at the anchor (109 for RiT); 0 for a prompt without an image.
     predicted : str
         The stage whose answer is appended ("This subject is <predicted>.").
     answer_rows : {"label", "prompt_end"}
@@ -107,10 +107,12 @@ def token_map(tokenizer, genome_text: str, spans, gene_index: dict[str, int], n_
     """
     if answer_rows not in ANSWER_ROWS:
         raise ValueError(f"answer_rows must be one of {ANSWER_ROWS}, not {answer_rows!r}")
-    enc = encode_prompt(tokenizer, genome_text, True, predicted, image_token_id=image_token_id, eot_ids=eot_ids,
-                        with_offsets=True)
-    anchor, n_prompt = enc.anchor_index, enc.n_prompt
-    shift = n_visual - 1  # positions after the anchor move by the expansion
+    has_image = n_visual > 0  # 0: a gene-only LLM, whose prompt has no image anchor
+    enc = encode_prompt(tokenizer, genome_text, has_image, predicted, image_token_id=image_token_id,
+                        eot_ids=eot_ids, with_offsets=True)
+    n_prompt = enc.n_prompt
+    anchor = enc.anchor_index if has_image else n_prompt
+    shift = n_visual - 1 if has_image else 0  # positions after the anchor move by the expansion
 
     prompt_genes = gene_of_tokens(enc.offsets, enc.genome_char_span[0], spans, gene_index)
     if (prompt_genes[anchor:] >= 0).any():

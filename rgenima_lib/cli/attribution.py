@@ -75,7 +75,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     from rgenima_lib.models.mllm import RGenIMA
 
     quiet_libraries()
-    require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, args.embeddings, args.gene_panel, args.rois)
+    require_inputs(args.checkpoint, args.samples, args.imputed, args.snps, *([args.embeddings] if args.embeddings else []),
+                   args.gene_panel, args.rois)
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,11 +87,13 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     model = RGenIMA.from_checkpoint(args.checkpoint, dtype=dtype, attn_implementation="sdpa").eval()
     if torch.cuda.is_available():
         model.to("cuda")
-    if model.connector is None:
-        raise InputDataError("the checkpoint has no connector: an SNP-only model has no ROI tokens to attribute.",
-                             path=args.checkpoint, fix="attribute an R-GenIMA (LLM + RiT) model.")
+    # A gene-only LLM reads no ROI tokens: its dump holds genes only, over every test subject.
+    if (model.connector is None) != (args.embeddings is None):
+        raise InputDataError("--embeddings goes with a model that reads ROI tokens (an R-GenIMA), and only with one.",
+                             path=args.checkpoint, fix="give the RiT token cache for an R-GenIMA, none for an "
+                                                       "SNP-only model.")
     genes = read_tsv(args.gene_panel)["gene"].astype(str).tolist()
-    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
+    rois = read_rois_table(args.rois, n_rois=None)["name"].tolist() if args.embeddings else []
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
                                        gene_orders=args.gene_orders, seed=args.seed,
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
@@ -217,11 +220,12 @@ def cmd_select(args: argparse.Namespace) -> None:
     if not methods:
         table = pd.DataFrame(columns=["what", "stage", "item", "selection", "selected"])
     else:
-        table = pd.concat([
-            select_genes(dump.gene_importance, dump.genes, methods=methods, tokens=dump.gene_tokens,
-                         score=args.gene_score, **options),
-            select_stage_rois(dump.roi_importance, dump.label, dump.rois, methods=methods, score=args.roi_score,
-                              **options)], ignore_index=True)
+        parts = [select_genes(dump.gene_importance, dump.genes, methods=methods, tokens=dump.gene_tokens,
+                              score=args.gene_score, **options)]
+        if len(dump.rois):  # a gene-only LLM's dump has no ROIs
+            parts.append(select_stage_rois(dump.roi_importance, dump.label, dump.rois, methods=methods,
+                                           score=args.roi_score, **options))
+        table = pd.concat(parts, ignore_index=True)
     write_noted_tsv(table, args.output, dump.note, float_format="%.6g")
     for (what, stage, method), t in table.groupby(["what", "stage", "selection"], sort=False):
         log.info("attribution-select %s %s %s: %d selected (%s)", what, stage, method, int(t["selected"].sum()),
@@ -262,18 +266,35 @@ def cmd_pair_association(args: argparse.Namespace) -> None:
                  int(t["n_subjects"].iloc[0]), int(t["significant"].sum()), len(t), args.alpha)
 
 
+def _accuracy_line(what: str, dump) -> str:
+    """One Markdown line: a model's pooled test accuracy and balanced accuracy beside chance."""
+    from rgenima_lib.evaluate.metrics import classification_metrics, label_indices
+
+    m = classification_metrics(label_indices(dump.label), label_indices(dump.predicted))
+    chance = max((dump.label == s).mean() for s in set(dump.label.tolist()))
+    log.info("recovery: %s test accuracy %.3f, balanced accuracy %.3f (%d subjects)", what, m["accuracy"],
+             m["balanced_accuracy"], dump.n_subjects)
+    return (f"{what} test accuracy (answer scoring, {dump.n_subjects} test subjects pooled over folds): "
+            f"{m['accuracy']:.1%}, balanced accuracy {m['balanced_accuracy']:.1%}; chance (majority stage) "
+            f"{chance:.1%}, balanced 25.0%.\n\n")
+
+
 def cmd_recovery(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.leak_check import leak_check
     from rgenima_lib.attribution.recovery import leak_rows, recovery_table
 
-    require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []), args.selections,
-                   args.associations)
+    require_inputs(args.truth, args.genes, args.rois, args.pairs, *(args.dumps or []), *(args.gene_dumps or []),
+                   args.selections, args.gene_selections, args.associations)
     truth = json.loads(Path(args.truth).read_text())
     genes, rois, pairs = read_tsv(args.genes), read_tsv(args.rois), read_tsv(args.pairs)
     for t in (genes, rois):
         t["stable"] = t["stable"].astype(bool)
-    table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n,
-                           selections=read_tsv(args.selections) if args.selections else None,
+    selections = read_tsv(args.selections) if args.selections else None
+    if args.gene_selections:  # the genes of another model (attribution.genes_from: gene_only)
+        gene_rows = read_tsv(args.gene_selections)
+        selections = pd.concat([selections[selections["what"] != "genes"] if selections is not None else None,
+                                gene_rows[gene_rows["what"] == "genes"]], ignore_index=True)
+    table = recovery_table(truth, genes, rois, pairs, top_n=args.top_n, selections=selections,
                            associations=read_tsv(args.associations) if args.associations else None,
                            top_genes=args.top_genes, top_rois=args.top_rois)
     leaks = pd.DataFrame()
@@ -295,11 +316,9 @@ def cmd_recovery(args: argparse.Namespace) -> None:
     write_noted_tsv(table, args.output, note)
     header = ""
     if args.dumps:
-        dump = load_pooled(args.dumps)
-        acc = float((dump.predicted == dump.label).mean())
-        header = (f"Model test accuracy (answer scoring, {dump.n_subjects} test subjects pooled over folds): "
-                  f"{acc:.1%}; chance (majority stage) "
-                  f"{max((dump.label == s).mean() for s in set(dump.label.tolist())):.1%}.\n\n")
+        header = _accuracy_line("Model", load_pooled(args.dumps))
+    if args.gene_dumps and sorted(args.gene_dumps) != sorted(args.dumps or []):
+        header += _accuracy_line("Gene model (causal genes' rows)", load_pooled(args.gene_dumps))
     if args.markdown:
         cols = ["what", "stage", "selection", "precision_cap", "n_planted", "n_found", "true_positives", "precision", "recall",
                 "mean_rank_planted", "mean_rank_random"]
@@ -471,11 +490,11 @@ def _method_args(p) -> None:
 def register(sub) -> None:
     """Add this stage's subcommands to the ``rgenima`` parser."""
     p = sub.add_parser("attribute", help="attribution of a fold's test subjects (attribution.method) -> attention dump")
-    p.add_argument("--checkpoint", required=True, help="R-GenIMA checkpoint folder (LLM + RiT connector)")
+    p.add_argument("--checkpoint", required=True, help="R-GenIMA (LLM + RiT connector) or SNP-only LLM checkpoint")
     p.add_argument("--samples", required=True, help="datasets/{config}/fold{k}/samples.tsv")
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
     p.add_argument("--snps", required=True, help="snps.tsv")
-    p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
+    p.add_argument("--embeddings", help="the fold's RiT token cache (R-GenIMA); none for an SNP-only LLM")
     add_snp_separator_arg(p)
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order of the dump)")
     p.add_argument("--rois", required=True, help="config/rois.tsv (ROI order of the dump)")
@@ -540,8 +559,10 @@ def register(sub) -> None:
     p.add_argument("--rois", required=True)
     p.add_argument("--pairs", required=True)
     p.add_argument("--dumps", nargs="*", help="dumps, for the model's accuracy")
+    p.add_argument("--gene-dumps", nargs="*", help="dumps of the model that gave --genes, for its accuracy")
     p.add_argument("--top-n", type=int, default=20, help="top pairs per stage counted as found")
     p.add_argument("--selections", help="attribution-select output: one more row per selection")
+    p.add_argument("--gene-selections", help="attribution-select output whose gene rows replace those of --selections")
     p.add_argument("--associations", help="pair-association output: the pairs' data-association row")
     p.add_argument("--top-genes", type=int, help="k of the paper's gene rule, for its precision cap")
     p.add_argument("--top-rois", type=int, help="k of the stage-ROI rule, for its precision cap")

@@ -156,12 +156,14 @@ class AttributionPrompts:
 def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int | None = None,
                              gene_orders: int = 1, seed: int = 0, gene_input: str = "text",
                              separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> AttributionPrompts:
-    """The fold's test samples with images, each one's gene spans, and the same genomes in other gene orders.
+    """The fold's test samples (with images, given embeddings), their gene spans, and other gene orders of them.
 
     Parameters
     ----------
-    samples_tsv, imputed, snps, embeddings : path
+    samples_tsv, imputed, snps : path
         As :func:`load_fold_prompts`.
+    embeddings : path or None
+        The RiT token cache: only samples with images are kept. None (a gene-only LLM): every test sample.
     limit : int, optional
         First ``limit`` test samples only.
     gene_orders : int
@@ -182,13 +184,13 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
     Raises
     ------
     InputDataError
-        No test sample has an image.
+        Embeddings given and no test sample has an image.
     """
     prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit, gene_input=gene_input,
                                 separator=separator, tokenizer=tokenizer)
     out, spans, extra = [], [], []
     for sample, genome in zip(prompts.samples, prompts.genomes):
-        if sample.visual is None:
+        if embeddings is not None and sample.visual is None:
             continue
         out.append(sample)
         spans.append(genome.spans)

@@ -351,3 +351,25 @@ def test_gene_orders_replace_the_own_order_in_the_attribution(model):
     np.testing.assert_allclose(both.gene_importance.astype(float), (one.gene_importance + perm.gene_importance) / 2,
                                rtol=2e-3, atol=1e-6)  # the mean over the given orders (float16 in the dump)
     assert both.meta["gene_orders"] == 2 and (both.predicted == avg.predicted).all()
+
+
+def test_a_gene_only_llm_is_attributed_over_its_genes_alone(demo_llm):
+    """attribution.genes_from: gene_only: a model without ROI tokens gives a dump of genes only."""
+    from rgenima_lib.attribution.attribute import attribute_samples
+
+    base = demo_llm(hidden_size=32, n_layers=2, n_heads=2, n_kv_heads=1, intermediate_size=64, seed=2,
+                    gene_names=GENES)
+    torch.manual_seed(0)
+    snp_model = RGenIMA.from_base(base, MLLMConfig(attn_implementation="eager")).eval()
+    samples, spans = _samples(2)
+    text_only = [PromptSample(s.subject, s.genome_text, s.stage) for s in samples]
+    tm = token_map(snp_model.tokenizer, text_only[0].genome_text, spans[0], {g: i for i, g in enumerate(GENES)}, 0,
+                   "NC")
+    ids = PromptCollator(snp_model.tokenizer, with_labels=True)(text_only[:1])["input_ids"][0].tolist()
+    assert tm.length == len(ids) and tm.roi_positions.size == 0
+    assert snp_model.image_token_id not in ids
+    dump = attribute_samples(snp_model, text_only, spans, GENES, [], batch_size=2)
+    assert dump.gene_importance.shape == (2, len(GENES)) and dump.roi_importance.shape == (2, 0)
+    assert (dump.gene_importance.astype(float) > 0).all() and dump.rois.size == 0
+    with pytest.raises(ValueError, match="ROIs"):  # ROI tokens and an empty ROI list do not go together
+        attribute_samples(snp_model, samples, spans, GENES, [])

@@ -6,17 +6,20 @@
 
 
 rule attribute:
-    """Attribution (attribution.method; rollouts: SDPA outputs, attention rebuilt in row blocks) of one fold's test subjects -> dump."""
+    """Attribution (attribution.method; rollouts: SDPA outputs, attention rebuilt in row blocks) of one fold's test subjects -> dump.
+
+    An R-GenIMA reads its RiT tokens; a gene-only LLM (attribution.genes_from: gene_only) has none, and its dump
+    holds genes only. The gradient methods also read the fold's RiT and the ROI patches.
+    """
     input:
+        unpack(embeddings_input),
         checkpoint=R("llm_checkpoint"),
         samples=R("samples"),
         imputed=R("imputed"),
         snps=R("snps"),
-        embeddings=R("embeddings", encoder="rit"),
         gene_panel=GEN["gene_panel"],
         rois=IMG["rois_table"],
-        rit_checkpoint=R("encoder_checkpoint", encoder="rit"),
-        roi_index=R("roi_index"),
+        unpack(attribution_encoder_input),
     output:
         dump=R("attention_dump"),
         summary=R("attention_summary"),
@@ -31,6 +34,8 @@ rule attribute:
         seed=config["seed"],
         limit=["--limit", ATTR["limit"]] if ATTR["limit"] else [],
         snp_separator=GEN["snp_separator"],
+        embeddings=embeddings_arg,
+        rit=attribution_encoder_arg,
     threads: 2
     log:
         log_path("attribution", "attribute_{model}_{dconfig}_fold{k}"),
@@ -40,10 +45,9 @@ rule attribute:
         conda_env("analysis")
     shell:
         "rgenima attribute --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
-        "--imputed {input.imputed:q} --snps {input.snps:q} --embeddings {input.embeddings:q} "
+        "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} {params.rit:q} "
         "--snp-separator {params.snp_separator:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
-        "--fold {wildcards.k:q} --model {wildcards.model:q} "
-        "--method {params.method:q} --rit-checkpoint {input.rit_checkpoint:q} --roi-index {input.roi_index:q} "
+        "--fold {wildcards.k:q} --model {wildcards.model:q} --method {params.method:q} "
         "--ig-steps {params.ig_steps:q} --sink {params.sink:q} --answer-rows {params.answer_rows:q} "
         "--gene-orders {params.gene_orders:q} "
         "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
@@ -333,12 +337,15 @@ if SYNTHETIC:
         """Planted-truth recovery: causal genes, stage ROIs and ROI-gene pairs found again, and the cohort's leak check."""
         input:
             truth=TRUTH,
-            genes=rules.bootstrap_genes.output.genes,
+            # attribution.genes_from: the genes of this model, or of its backbone's gene-only LLM
+            genes=gene_recovery_input("stable_genes"),
+            gene_selections=gene_recovery_input("selection"),
             rois=rules.bootstrap_rois.output.rois,
             pairs=rules.bootstrap_roi_gene.output.pairs,
             selections=rules.attribution_select.output.table,
             associations=rules.pair_association.output.pairs,
             dumps=attribution_dumps,
+            gene_dumps=gene_attribution_dumps,
             # the leak check: never-planted ROI volumes must not tell a stage from NC
             voxel_counts=R("roi_voxel_counts"),
             manifest=R("manifest"),
@@ -360,8 +367,14 @@ if SYNTHETIC:
             conda_env("analysis")
         shell:
             "rgenima attribution-recovery --truth {input.truth:q} --genes {input.genes:q} --rois {input.rois:q} "
-            "--pairs {input.pairs:q} --selections {input.selections:q} --associations {input.associations:q} "
-            "--dumps {input.dumps:q} --top-n {params.top_n:q} --top-genes {params.top_genes:q} "
+            "--pairs {input.pairs:q} --selections {input.selections:q} --gene-selections {input.gene_selections:q} "
+            "--associations {input.associations:q} "
+            "--dumps {input.dumps:q} --gene-dumps {input.gene_dumps:q} --top-n {params.top_n:q} --top-genes {params.top_genes:q} "
             "--top-rois {params.top_rois:q} --voxel-counts {input.voxel_counts:q} --manifest {input.manifest:q} "
             "--leak-bound {params.leak_bound:q} --leak-action {params.leak_action:q} --output {output.table:q} "
             "--markdown {output.markdown:q} > {log:q} 2>&1"
+
+    rule validate:
+        """The positive control (config/validate.yaml, docs/validation.md): every attributed model's recovery table."""
+        input:
+            validation_targets,

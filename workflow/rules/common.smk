@@ -7,6 +7,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from rgenima_lib.attribution.methods import ENCODER_METHODS
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
 from rgenima_lib.imaging.freesurfer import recon_all_command
 from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
@@ -228,9 +229,50 @@ ATTR_MODELS = ATTR["models"] if ATTR["models"] is not None else [llm_model_id(b,
 ATTR_DCONFIG = ATTR["dconfig"]
 
 
+def gene_attribution_model(model):
+    """(model, data configuration) whose dumps give ``model``'s genes in the recovery (attribution.genes_from).
+
+    The R-GenIMA itself, or its backbone's gene-only LLM on gene_only: there the genes are the model's only input,
+    so a model that predicts well must read them (the positive control, docs/validation.md).
+    """
+    if ATTR["genes_from"] == "gene_only":
+        return llm_model_id(llm_model_parts(model)[0], "snp"), "gene_only"
+    return model, ATTR_DCONFIG
+
+
+def gene_recovery_input(name):
+    """An input function: output ``name`` (stable_genes, selection) of the model that gives the recovery's genes."""
+
+    def inputs(wildcards):
+        model, dconfig = gene_attribution_model(wildcards.model)
+        return R(name, model=model, dconfig=dconfig)
+
+    return inputs
+
+
 def attribution_dumps(wildcards):
     """The dumps of every fold of one model: the test subjects of all folds, each once."""
     return [R("attention_dump", model=wildcards.model, dconfig=wildcards.dconfig, k=k) for k in FOLDS]
+
+
+def gene_attribution_dumps(wildcards):
+    """The dumps of every fold of the model that gives the recovery's genes (:func:`gene_attribution_model`)."""
+    model, dconfig = gene_attribution_model(wildcards.model)
+    return [R("attention_dump", model=model, dconfig=dconfig, k=k) for k in FOLDS]
+
+
+def attribution_encoder_input(wildcards):
+    """The fold's RiT checkpoint and the ROI index: what the gradient methods run on a model that reads ROI tokens."""
+    if ATTR["method"] not in ENCODER_METHODS or visual_encoder(wildcards.model) is None:
+        return {}
+    return {"rit_checkpoint": R("encoder_checkpoint", encoder="rit", k=wildcards.k), "roi_index": R("roi_index")}
+
+
+def attribution_encoder_arg(wildcards, input):
+    """--rit-checkpoint / --roi-index when the job has them as inputs, else nothing."""
+    if "rit_checkpoint" not in input.keys():
+        return []
+    return ["--rit-checkpoint", input.rit_checkpoint, "--roi-index", input.roi_index]
 
 
 def bootstrap_args():
@@ -247,7 +289,8 @@ def figure_caption():
 
 def attribution_upstream():
     """What the attention dumps need from the LLM and encoder rules: the fine-tuned checkpoints, the RiT tokens."""
-    return [R("llm_checkpoint", model=m, dconfig=ATTR_DCONFIG, k=0) for m in ATTR_MODELS] + [
+    return [R("llm_checkpoint", model=m, dconfig=d, k=0)
+            for model in ATTR_MODELS for m, d in sorted({(model, ATTR_DCONFIG), gene_attribution_model(model)})] + [
         R("embeddings", encoder="rit", k=0)
     ]
 
@@ -288,3 +331,8 @@ def get_final_output(wildcards=None):
         targets += [R(name, model=model, dconfig=ATTR_DCONFIG) for name in tables]
         targets += [R("figure", model=model, dconfig=ATTR_DCONFIG, n=n, ext=ext) for n in (1, 2) for ext in ("png", "pdf")]
     return targets
+
+
+def validation_targets(wildcards=None):
+    """What the positive control checks (target validate, config/validate.yaml): each attributed model's recovery."""
+    return [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in ("recovery", "recovery_md")]
