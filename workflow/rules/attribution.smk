@@ -13,13 +13,13 @@ rule attribute:
     """
     input:
         unpack(embeddings_input),
+        unpack(attribution_encoder_input),
         checkpoint=R("llm_checkpoint"),
         samples=R("samples"),
         imputed=R("imputed"),
         snps=R("snps"),
         gene_panel=GEN["gene_panel"],
         rois=IMG["rois_table"],
-        unpack(attribution_encoder_input),
     output:
         dump=R("attention_dump"),
         summary=R("attention_summary"),
