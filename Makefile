@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv, run the whole pipeline on the embedded synthetic cohort, write results/report.html
 #   make test   set up .venv and run the test suite (unit + integration, < 10 min on 2 cores)
-#   make validate  the positive control (config/validate.yaml, docs/validation.md) in validation/, < 45 min on 2 cores
+#   make validate  the positive control (config/validate.yaml, docs/validation.md) in validation/ (target: < 45 min on 2 cores)
 # Also: make e2e (slow end-to-end tests), make bench (benchmarks -> results/bench/), make gpu-check, make lint.
 
 SHELL := /bin/bash

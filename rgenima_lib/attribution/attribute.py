@@ -124,12 +124,13 @@ def attribute_batch(method: str, model, image: ImageInputs | None, samples, span
     """One batch by the named method (:mod:`rgenima_lib.attribution.methods`); the arguments as :func:`rollout_batch`.
 
     ``image`` (the RiT and the ROI patches, or the cached RiT rollout for ``rollout``) is needed by
-    every method but ``rollout_tokens``; ``sink`` and ``answer_rows`` apply to the rollouts, the
+    every method but ``rollout_tokens`` on a model that reads ROI tokens (None for a gene-only LLM); ``sink`` and ``answer_rows`` apply to the rollouts, the
     gradient methods explain the label rows; ``ig_steps``: integrated gradients' path points.
     """
     if method in ("rollout", "rollout_tokens"):
         view = rollout_batch(model, samples, spans_list, genes, predicted, sink, answer_rows)
-        if method == "rollout":
+        # a gene-only model (no image) has no ROI tokens: its genes are read from the text, as rollout_tokens
+        if method == "rollout" and image is not None:
             view = compose_encoder_rollout(view, image.rollout([s.subject for s in samples]).numpy())
     elif method == "integrated_gradients":
         view = integrated_gradients_batch(model, image, samples, spans_list, genes, predicted, steps=ig_steps)

@@ -99,8 +99,9 @@ def cmd_attribute(args: argparse.Namespace) -> None:
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
                                        tokenizer=model.tokenizer)
     note = model_note(args.checkpoint)
+    # A gene-only LLM reads no ROI tokens: there is no RiT to compose with or to run.
     image = image_inputs(args.method, args.rit_checkpoint, args.roi_index, args.embeddings,
-                         next(model.parameters()).device)
+                         next(model.parameters()).device) if args.embeddings else None
     dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,
                              answer_rows=args.answer_rows, batch_size=args.batch_size,
                              extra_orders=prompts.extra_orders, method=args.method, image=image,

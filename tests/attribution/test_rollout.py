@@ -371,5 +371,9 @@ def test_a_gene_only_llm_is_attributed_over_its_genes_alone(demo_llm):
     dump = attribute_samples(snp_model, text_only, spans, GENES, [], batch_size=2)
     assert dump.gene_importance.shape == (2, len(GENES)) and dump.roi_importance.shape == (2, 0)
     assert (dump.gene_importance.astype(float) > 0).all() and dump.rois.size == 0
+    # the end-to-end rollout of a model without ROI tokens is its token rollout (nothing to compose with)
+    end_to_end = attribute_samples(snp_model, text_only, spans, GENES, [], batch_size=2, method="rollout", image=None)
+    np.testing.assert_array_equal(end_to_end.gene_importance, dump.gene_importance)
+    assert end_to_end.method == "rollout"
     with pytest.raises(ValueError, match="ROIs"):  # ROI tokens and an empty ROI list do not go together
         attribute_samples(snp_model, samples, spans, GENES, [])
