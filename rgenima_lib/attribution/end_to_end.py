@@ -63,10 +63,22 @@ class ImageInputs:
         return torch.as_tensor(np.stack([np.asarray(self.encoder_rollout[s], np.float32) for s in subjects]))
 
 
-def encode_tokens(encoder: RiT, patches: torch.Tensor, presence: torch.Tensor, volume: torch.Tensor) -> torch.Tensor:
-    """float[B, N, S, S, S], bool[B, N], float[B, N] -> the visual tokens float32[B * N, d] the LLM splices in."""
-    tokens = encoder.encode(patches, presence.bool(), volume)
+def encode_tokens(encoder: RiT, patches: torch.Tensor, presence: torch.Tensor, volume: torch.Tensor, *,
+                  standardized_volume: torch.Tensor | None = None) -> torch.Tensor:
+    """float[B, N, S, S, S], bool[B, N], float[B, N] -> the visual tokens float32[B * N, d] the LLM splices in.
+
+    ``standardized_volume`` float[B, N]: the RiT's volume input itself, instead of the one computed from
+    ``volume`` (:meth:`~rgenima_lib.models.rit.RiT.standardized_volume`), for the gradient methods' paths.
+    """
+    presence = presence.bool()
+    tokens = encoder.encode_embedded(encoder.embed_patches(patches, presence), presence, volume,
+                                     standardized_volume=standardized_volume)
     return tokens.reshape(-1, tokens.shape[-1])
+
+
+def reads_volume(encoder: RiT | None) -> bool:
+    """Whether the RiT's tokens read each ROI's volume (``roi_volume``): then it is an input to attribute too."""
+    return encoder is not None and bool(encoder.config.roi_volume)
 
 
 @dataclass

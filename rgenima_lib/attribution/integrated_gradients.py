@@ -6,6 +6,13 @@ Inputs and baseline, moved together along the straight path x(α) = x' + α (x -
   training-subject mean patch, the RiT's own input centring (``RiT.input_mean``; the
   standardised input is then 0: an average brain). Missing ROIs stay zero patches with their
   presence flag off on the whole path, so they get 0;
+- the ROI volumes, where the RiT reads them (``roi_volume``): its standardised relative log
+  volume per ROI (:meth:`~rgenima_lib.models.rit.RiT.standardized_volume`); baseline 0, the
+  training subjects' average relative volume. Cropping each ROI to its box and stretching it
+  to S³ removes most of its size from the patch, so atrophy reaches the tokens mostly through
+  this input: holding it fixed along the path would leave the evidence a volume-reading model
+  uses unattributed (and completeness would fail by exactly that share). A ROI's attribution is
+  its patch voxels' plus its volume's;
 - the gene genotypes, as the LLM's token embeddings of the SNP text; baseline: the embeddings of
   the reference-genotype text (every symbol ``0``,
   :func:`~rgenima_lib.genetics.serialize.reference_genome_text`), which tokenizes to the same
@@ -28,7 +35,7 @@ import torch
 
 from rgenima_lib.attribution.batch_result import BatchAttribution
 from rgenima_lib.attribution.end_to_end import (ImageInputs, answer_batch, encode_tokens, gene_sums,
-                                                gene_token_counts, label_logprob, text_embeddings)
+                                                gene_token_counts, label_logprob, reads_volume, text_embeddings)
 from rgenima_lib.genetics.serialize import reference_genome_text
 from rgenima_lib.models.prompting import PromptSample
 
@@ -45,24 +52,33 @@ def path_points(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1.0) / 2.0, weights / 2.0
 
 
-def _path_gradients(model, encoder, batch_of, presence, volume, x, x0, e, e0, alphas, weights, chunk):
-    """∫₀¹ of ∂f/∂patches float[N, S, S, S] and ∂f/∂embeddings float[T, hidden] along the path (quadrature).
+def _path_gradients(model, encoder, batch_of, presence, volume, x, x0, e, e0, v, alphas, weights, chunk):
+    """∫₀¹ of ∂f/∂patches float[N, S, S, S], ∂f/∂embeddings float[T, hidden] and ∂f/∂volume float[N] (quadrature).
 
     ``batch_of(n)``: the sample's AnswerBatch repeated n times; x, x0: float[1, N, S, S, S];
-    e, e0: float[1, T, hidden]; presence bool[1, N], volume float[1, N]; alphas, weights float[steps].
+    e, e0: float[1, T, hidden]; presence bool[1, N], volume float[1, N]; v: the standardised volume
+    float[1, N] (baseline 0) or None where the RiT reads no volume; alphas, weights float[steps].
     """
     gx, ge = torch.zeros_like(x[0]), torch.zeros_like(e[0])
+    gv = torch.zeros_like(v[0]) if v is not None else None
     for start in range(0, len(alphas), chunk):
         a, w = alphas[start:start + chunk], weights[start:start + chunk]
         n = len(a)
         xa = (x0 + a.view(-1, 1, 1, 1, 1) * (x - x0)).detach().requires_grad_()
         ea = (e0 + a.view(-1, 1, 1) * (e - e0)).detach().requires_grad_()
-        tokens = encode_tokens(encoder, xa, presence.expand(n, -1), volume.expand(n, -1))
+        leaves = [xa, ea]
+        va = None
+        if v is not None:
+            va = (a.view(-1, 1) * v).detach().requires_grad_()
+            leaves.append(va)
+        tokens = encode_tokens(encoder, xa, presence.expand(n, -1), volume.expand(n, -1), standardized_volume=va)
         f = label_logprob(model, batch_of(n), tokens, ea)
-        dx, de = torch.autograd.grad(f.sum(), [xa, ea])
-        gx += (w.view(-1, 1, 1, 1, 1) * dx).sum(0)
-        ge += (w.view(-1, 1, 1) * de).sum(0)
-    return gx, ge
+        grads = torch.autograd.grad(f.sum(), leaves)
+        gx += (w.view(-1, 1, 1, 1, 1) * grads[0]).sum(0)
+        ge += (w.view(-1, 1, 1) * grads[1]).sum(0)
+        if v is not None:
+            gv += (w.view(-1, 1) * grads[2]).sum(0)
+    return gx, ge, gv
 
 
 def integrated_gradients_batch(model, image: ImageInputs, samples, spans_list, genes: Sequence[str],
@@ -103,9 +119,14 @@ def integrated_gradients_batch(model, image: ImageInputs, samples, spans_list, g
             x = patches["rois"]
             present = patches["presence"].bool().view(1, -1, 1, 1, 1)
             x0 = torch.where(present, image.encoder.input_mean.to(x.dtype), x)
-            ends = [label_logprob(model, batch, encode_tokens(image.encoder, p, patches["presence"], patches["volume"]),
-                                  emb)
-                    for p, emb in ((x, e), (x0, e0))]
+            v = None
+            if reads_volume(image.encoder):
+                # missing ROIs keep their (unread: the token is the missing embedding) volume on the whole path
+                v = torch.where(patches["presence"].bool(),
+                                image.encoder.standardized_volume(patches["volume"], patches["presence"]), 0.0)
+            ends = [label_logprob(model, batch, encode_tokens(image.encoder, p, patches["presence"], patches["volume"],
+                                                              standardized_volume=sv), emb)
+                    for p, emb, sv in ((x, e, v), (x0, e0, None if v is None else torch.zeros_like(v)))]
         alphas, weights = (torch.as_tensor(t, dtype=x.dtype, device=x.device) for t in path_points(steps))
         repeated = {}
 
@@ -114,9 +135,12 @@ def integrated_gradients_batch(model, image: ImageInputs, samples, spans_list, g
                 repeated[n] = answer_batch(model, [sample] * n, [spans] * n, genes, [answer] * n)
             return repeated[n]
 
-        gx, ge = _path_gradients(model, image.encoder, batch_of, patches["presence"], patches["volume"], x, x0, e, e0,
-                                 alphas, weights, chunk)
-        roi = ((x[0] - x0[0]) * gx).flatten(1).sum(1).detach().cpu().numpy()
+        gx, ge, gv = _path_gradients(model, image.encoder, batch_of, patches["presence"], patches["volume"], x, x0,
+                                     e, e0, v, alphas, weights, chunk)
+        roi = ((x[0] - x0[0]) * gx).flatten(1).sum(1)
+        if gv is not None:
+            roi = roi + v[0] * gv
+        roi = roi.detach().cpu().numpy()
         per_token = ((e - e0)[0] * ge).sum(-1).detach().cpu().numpy()
         gene = gene_sums(per_token[None], batch, n_genes)[0]
         rois_out.append(roi)

@@ -407,16 +407,29 @@ class RiT(nn.Module):
         x = (rois - self.input_mean) / self.input_scale.view(1, n, 1, 1, 1)
         return self.patch(x.reshape(b * n, s, s, s)).view(b, n, -1)
 
+    def standardized_volume(self, volume: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+        """The volume input the tokens read (``roi_volume``): float[B, N] voxels -> float32[B, N].
+
+        The relative log volume standardised per ROI with the training subjects' mean and scale, so 0 is a
+        training-average ROI at the subject's own head size (the gradient methods' volume baseline).
+        """
+        if volume is None:
+            raise ValueError("this RiT was built with roi_volume=True: pass volume (voxels per ROI)")
+        return (relative_log_volume(volume, presence.bool()) - self.volume_mean) / self.volume_scale
+
     def encode_embedded(self, z: torch.Tensor, presence: torch.Tensor,
-                        volume: torch.Tensor | None = None) -> torch.Tensor:
-        """ROI tokens from patch embeddings float[B, N, d] (:meth:`embed_patches`): float32[B, N, d]."""
+                        volume: torch.Tensor | None = None, *,
+                        standardized_volume: torch.Tensor | None = None) -> torch.Tensor:
+        """ROI tokens from patch embeddings float[B, N, d] (:meth:`embed_patches`): float32[B, N, d].
+
+        ``standardized_volume`` float[B, N], when given, replaces :meth:`standardized_volume` of ``volume``
+        (the gradient methods move it along their path).
+        """
         presence = presence.bool()
         # A missing ROI gets a learned embedding instead of conv(zero patch) = bias, so the model
         # can tell "absent" from "present but dark".
         if self.config.roi_volume:
-            if volume is None:
-                raise ValueError("this RiT was built with roi_volume=True: pass volume (voxels per ROI)")
-            v = (relative_log_volume(volume, presence) - self.volume_mean) / self.volume_scale
+            v = standardized_volume if standardized_volume is not None else self.standardized_volume(volume, presence)
             z = z + v[..., None] * self.volume_embed
         z = torch.where(presence[..., None], z, self.missing.to(z.dtype)) + self.pos
         kpm = attention_key_mask(presence)

@@ -18,7 +18,7 @@ from rgenima_lib.attribution.methods import METHODS
 from rgenima_lib.genetics.serialize import join_blocks, reference_genome_text
 from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 from rgenima_lib.models.prompting import PromptSample
-from rgenima_lib.models.rit import RiT, RiTConfig, encoder_rollout
+from rgenima_lib.models.rit import RiT, RiTConfig, encoder_rollout, relative_log_volume
 
 torch.set_num_threads(2)
 GENES = ["APOE", "BIN1", "CLU", "APP"]
@@ -192,3 +192,39 @@ def test_gradient_methods_beat_random_deletion_where_the_used_rois_are_planted(m
     table = faithfulness_table(drops).set_index(["method", "what"])
     for method in scores:
         assert table.loc[(method, "roi"), "difference"] > 0, table
+
+
+def test_integrated_gradients_attribute_the_volumes_a_volume_reading_rit_uses(model, encoder):
+    """A RiT that reads ROI volumes: the path moves them too, so IG stays complete and finds the one volume that differs.
+
+    Every patch sits at its mean (the patch baseline), so the only evidence is ROI 4's volume, twice its average:
+    an IG that held volumes fixed would score f(x) = f(x') and attribute nothing.
+    """
+    torch.manual_seed(1)
+    rit = RiT(RiTConfig(n_rois=N_ROI, roi_size=SIZE, dim=DIM, depth=2, heads=2, dropout=0.0, pool="mean",
+                        patch_rank=2, roi_volume=True)).eval()
+    with torch.no_grad():
+        rit.load_state_dict({**encoder.state_dict(), **{k: v for k, v in rit.state_dict().items()
+                                                       if k.startswith("volume")}})
+        rit.volume_embed.mul_(10.0)
+    samples, spans, _ = _cohort(encoder, n=2)
+    volume = np.full(N_ROI, 100.0, np.float32)
+    volume[4] = 200.0
+    mean_patch = rit.input_mean.numpy()
+    data = {s.subject: {"rois": np.broadcast_to(mean_patch, (N_ROI, SIZE, SIZE, SIZE)).astype(np.float32),
+                        "presence": np.ones(N_ROI, bool), "volume": volume} for s in samples}
+    # the training average: this subject's relative volumes with ROI 4 half as large, so only ROI 4's input is not 0
+    average = relative_log_volume(torch.from_numpy(volume)[None], torch.ones(1, N_ROI, dtype=torch.bool))[0]
+    average[4] -= float(np.log(2.0))
+    rit.set_volume_normalization(average, torch.full((N_ROI,), 0.2))
+    image = ImageInputs(rit, data.__getitem__, None)
+    samples = [PromptSample(s.subject, reference_genome_text(s.genome_text, sp), "NC", s.visual,
+                            np.ones(N_ROI, np.uint8)) for s, sp in zip(samples, spans)]
+    got = attribute_batch("integrated_gradients", model, image, samples, spans, GENES, ["MCI", "AD"], ig_steps=32)
+    total, gap = got.completeness[:, 0], got.completeness[:, 1]
+    assert (np.abs(gap) > 1e-4).all(), "degenerate test: the volume does not move f"
+    np.testing.assert_allclose(total, gap, rtol=0.02, atol=1e-6)
+    assert (np.abs(got.roi_importance).argmax(1) == 4).all(), got.roi_importance
+    np.testing.assert_allclose(got.roi_importance[:, 4], total, rtol=0.05)  # the patches are at their baseline
+    grad_input = attribute_batch("gradient_input", model, image, samples, spans, GENES, ["MCI", "AD"])
+    assert np.abs(grad_input.roi_importance[:, 4]).min() > 0
