@@ -34,7 +34,7 @@ import pandas as pd
 
 from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
 from rgenima_lib.attribution.methods import METHODS
-from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
+from rgenima_lib.cli.common import add_snp_text_args, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import markdown_table, read_note, read_tsv, write_json, write_markdown, write_noted_tsv
 
@@ -97,7 +97,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
                                        gene_orders=args.gene_orders, seed=args.seed,
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
-                                       tokenizer=model.tokenizer)
+                                       tokenizer=model.tokenizer, packing=args.snp_packing)
     note = model_note(args.checkpoint)
     # A gene-only LLM reads no ROI tokens: there is no RiT to compose with or to run.
     image = image_inputs(args.method, args.rit_checkpoint, args.roi_index, args.embeddings,
@@ -441,7 +441,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> None:
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.subjects,
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
-                                       tokenizer=model.tokenizer)
+                                       tokenizer=model.tokenizer, packing=args.snp_packing)
     gradient = image_inputs("integrated_gradients", args.rit_checkpoint, args.roi_index, None, "cpu")
     image = ImageInputs(gradient.encoder, gradient.load, load_encoder_rollout(args.embeddings))
     scores, seconds = {}, {}
@@ -496,7 +496,7 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
     p.add_argument("--snps", required=True, help="snps.tsv")
     p.add_argument("--embeddings", help="the fold's RiT token cache (R-GenIMA); none for an SNP-only LLM")
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order of the dump)")
     p.add_argument("--rois", required=True, help="config/rois.tsv (ROI order of the dump)")
     p.add_argument("--fold", type=int, default=0)
@@ -673,7 +673,7 @@ def register(sub) -> None:
     p.add_argument("--ig-steps", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--output", required=True, help="TSV")
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_faithfulness)
