@@ -344,9 +344,9 @@ def cmd_null_control(args: argparse.Namespace) -> None:
 
     import torch
 
-    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, random_gene_set,
-                                                      random_model_dumps)
-    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, null_prompts,
+                                                      random_gene_set, random_model, random_model_dumps)
+    from rgenima_lib.models.embedding_cache import load_embeddings
     from rgenima_lib.vocabulary import read_rois_table
 
     quiet_libraries()
@@ -357,16 +357,19 @@ def cmd_null_control(args: argparse.Namespace) -> None:
     genes = panel["gene"].astype(str).tolist()
     gwas = panel["gwas_ad"].astype(int).to_numpy() == 1
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
-    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
-                                       gene_orders=args.gene_orders, seed=args.seed)
+    visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1])
     llm = {"hidden_size": args.hidden_size, "n_layers": args.layers, "n_heads": args.heads,
            "n_kv_heads": args.kv_heads, "intermediate_size": args.intermediate_size}
     rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="null-control-") as work:
         for seed in range(args.seed, args.seed + args.n_seeds):
-            dumps = random_model_dumps(Path(work) / f"llm{seed}", prompts, genes, rois, seed=seed,
-                                       gene_orders=args.gene_orders, **llm)
+            model = random_model(Path(work) / f"llm{seed}", genes, visual_dim, seed=seed, **llm)
+            # Each seed's demo tokenizer is trained on its own corpus: the text is resolved for the one that reads it.
+            prompts = null_prompts(model, args.samples, args.imputed, args.snps, args.embeddings,
+                                   separator=args.snp_separator, packing=args.snp_packing, limit=args.limit,
+                                   gene_orders=args.gene_orders, seed=args.seed)
+            dumps = random_model_dumps(model, prompts, genes, rois, seed=seed, gene_orders=args.gene_orders)
             planted = random_gene_set(len(genes), args.planted_size, seed)
             for scoring, dump in dumps.items():
                 rows.append(null_findings(dump, gwas, planted, scoring=scoring, seed=seed, n_boot=args.n_boot,
@@ -598,6 +601,7 @@ def register(sub) -> None:
     p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order, gwas_ad)")
     p.add_argument("--rois", required=True)
+    add_snp_text_args(p)
     p.add_argument("--n-seeds", type=int, default=5, help="random-init models (one per seed)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--gene-orders", type=int, default=4, help="K of the deconfounded scoring")

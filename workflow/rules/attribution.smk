@@ -260,6 +260,8 @@ rule null_control:
         threshold=ATTR["stable_frequency"],
         alpha=ATTR["fdr_alpha"],
         seed=config["seed"],
+        snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     threads: 2
     log:
         log_path("attribution", "null_control"),
@@ -270,6 +272,7 @@ rule null_control:
     shell:
         "rgenima null-control --samples {input.samples:q} --imputed {input.imputed:q} --snps {input.snps:q} "
         "--embeddings {input.embeddings:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--snp-separator {params.snp_separator:q} --snp-packing {params.snp_packing:q} "
         "--n-seeds {params.n_seeds:q} --seed {params.seed:q} --gene-orders {params.gene_orders:q} {params.limit:q} "
         "--n-boot {params.n_boot:q} --n-perm {params.n_perm:q} --top-genes {params.top_genes:q} "
         "--top-rois {params.top_rois:q} --threshold {params.threshold:q} --alpha {params.alpha:q} "
