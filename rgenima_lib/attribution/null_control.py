@@ -154,37 +154,88 @@ def false_positive_summary(rows: pd.DataFrame, n_rois: int, alpha: float = 0.05)
     return table
 
 
-def random_model_dumps(base_llm: str, prompts, genes, rois, *, seed: int, gene_orders: int = 1, **llm_options):
-    """Dumps of one random-init R-GenIMA on real prompts: canonical order, and (``gene_orders`` > 1) K orders.
+def random_model(base_llm, genes, visual_dim: int, *, seed: int, **llm_options):
+    """One random-init R-GenIMA: the seed's demo LLM and a new connector.
 
     Parameters
     ----------
     base_llm : path
         Folder to build the seed's demo LLM in (:func:`~rgenima_lib.models.demo_llm.build_demo_llm`).
-    prompts : AttributionPrompts
-        From :func:`~rgenima_lib.data.prompt_samples.load_attribution_prompts` (with the K orders).
-    genes, rois : sequence of str
+    genes : sequence of str
+        Panel genes (the demo tokenizer's corpus).
+    visual_dim : int
+        Width of the cached RiT tokens.
     seed : int
         Weights of the LLM and of the connector.
-    gene_orders : int
     **llm_options
         Size of the demo LLM (hidden_size, n_layers, n_heads, n_kv_heads, intermediate_size).
+
+    Returns
+    -------
+    RGenIMA
+        In eval mode, eager attention (the rollout reads the weights).
+    """
+    import torch
+
+    from rgenima_lib.models.demo_llm import build_demo_llm
+    from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
+
+    path = build_demo_llm(base_llm, seed=seed, gene_names=list(genes), **llm_options)
+    torch.manual_seed(seed)
+    return RGenIMA.from_base(path, MLLMConfig(visual_dim=visual_dim, attn_implementation="eager"), seed=seed).eval()
+
+
+def null_prompts(model, samples_tsv, imputed, snps, embeddings, *, separator: str, packing: str,
+                 limit: int | None = None, gene_orders: int = 1, seed: int = 0):
+    """The real test prompts of one null model, written as rule ``attribute`` writes them for a model.
+
+    The SNP text follows the pipeline's settings (``genetics.snp_separator``, ``genetics.snp_packing``),
+    resolved for ``model``'s own tokenizer: a null model that read another text than the trained
+    models would measure the artefacts of another prompt.
+
+    Parameters
+    ----------
+    model : RGenIMA
+        A :func:`random_model`.
+    samples_tsv, imputed, snps, embeddings : path
+        As :func:`~rgenima_lib.data.prompt_samples.load_attribution_prompts`.
+    separator, packing : str
+        The settings, as the rules pass them ('auto' allowed).
+    limit, gene_orders, seed
+        As :func:`~rgenima_lib.data.prompt_samples.load_attribution_prompts`.
+
+    Returns
+    -------
+    AttributionPrompts
+    """
+    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+
+    return load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit, gene_orders=gene_orders, seed=seed,
+                                    gene_input=model.mllm_config.gene_input, separator=separator,
+                                    tokenizer=model.tokenizer, packing=packing)
+
+
+def random_model_dumps(model, prompts, genes, rois, *, seed: int, gene_orders: int = 1):
+    """Dumps of one random-init R-GenIMA on real prompts: canonical order, and (``gene_orders`` > 1) K orders.
+
+    Parameters
+    ----------
+    model : RGenIMA
+        A :func:`random_model`.
+    prompts : AttributionPrompts
+        Its :func:`null_prompts` (with the K orders).
+    genes, rois : sequence of str
+    seed : int
+        The model's seed (recorded in the dumps).
+    gene_orders : int
 
     Returns
     -------
     dict scoring -> AttentionDump
         ``paper`` (canonical order) and, when ``gene_orders`` > 1, ``deconfounded`` (mean over the K orders).
     """
-    import torch
-
     from rgenima_lib.attribution.attribute import attribute_samples
-    from rgenima_lib.models.demo_llm import build_demo_llm
-    from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
 
-    path = build_demo_llm(base_llm, seed=seed, gene_names=list(genes), **llm_options)
-    visual_dim = int(np.asarray(prompts.samples[0].visual).shape[1])
-    torch.manual_seed(seed)
-    model = RGenIMA.from_base(path, MLLMConfig(visual_dim=visual_dim, attn_implementation="eager"), seed=seed).eval()
     meta = {"model": f"random init, seed {seed}", "note": "random-init model (null control)"}
     out = {"paper": attribute_samples(model, prompts.samples, prompts.spans, genes, rois, meta=meta)}
     if gene_orders > 1:

@@ -1,18 +1,21 @@
-"""SNP text at the paper's scale: tokens per SNP per tokenizer and separator, and on-the-fly text speed.
+"""SNP text at the paper's scale: tokens per SNP per tokenizer, separator and packing, and on-the-fly text speed.
 
 The paper keeps 1,079 SNPs in 105 genes (about 10 per gene) after QC. This
 benchmark simulates panel genotypes of that size (``simulate_panel_genotypes``,
 valid SNPs only, i.e. what QC keeps) and writes every subject's genome with
-each genotype separator (``rgenima_lib.genetics.serialize.SEPARATORS``). It
-counts tokens under three tokenizers: the Qwen2-style and Llama-3-style demo
-tokenizers (``rgenima_lib.models.demo_llm``, trained here exactly as
-``build-demo-llm`` trains them) and the bundled all-MiniLM-L6-v2 WordPiece of the
-BERT baselines. Per tokenizer: the separator ``auto`` picks, tokens per SNP of
-every separator (``space`` is the text as it was, the baseline), the tokens
-the gene headers alone cost (the floor of any text that names the genes), and,
-for the two LLM tokenizers, the whole prompt's length. Times (``paired_timings``):
-resolving ``auto`` per tokenizer, and rebuilding augmented samples' texts from
-(subject, permutation seed) with and without separator.
+each genotype separator (``rgenima_lib.genetics.serialize.SEPARATORS``), one
+symbol per SNP (packing ``none``, the paper's text) and two SNPs per symbol
+(``pairs``, under the key ``pairs`` of each tokenizer). It counts tokens under
+three tokenizers: the Qwen2-style and Llama-3-style demo tokenizers
+(``rgenima_lib.models.demo_llm``, trained here exactly as ``build-demo-llm``
+trains them) and the bundled all-MiniLM-L6-v2 WordPiece of the BERT baselines.
+Per tokenizer and packing: the separator ``auto`` picks, tokens per SNP of
+every separator and whether it is exact (``space`` unpacked is the text as it
+was, the baseline), the tokens the gene headers alone cost (the floor of any
+text that names the genes), and, for the two LLM tokenizers, the whole
+prompt's length. Times (``paired_timings``): resolving ``auto`` per tokenizer,
+and rebuilding augmented samples' texts from (subject, permutation seed) with
+and without separator, and packed.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def bench_tokenizers(genes) -> dict:
             "wordpiece_minilm": load_tokenizer()}
 
 
-def measure_tokenizer(tokenizer, layout, rows: np.ndarray, llm: bool) -> dict:
+def measure_tokenizer(tokenizer, layout, rows: np.ndarray, llm: bool, packing: str = "none") -> dict:
     """Tokens per SNP of every separator, the one 'auto' picks, the header floor and (LLM) the prompt length.
 
     Parameters
@@ -74,20 +77,26 @@ def measure_tokenizer(tokenizer, layout, rows: np.ndarray, llm: bool) -> dict:
         Imputed dosage of the subjects counted.
     llm : bool
         Also count whole prompts (needs the image anchor and a chat template).
+    packing : {"none", "pairs"}
+        Genotype symbols per SNP or per two SNPs of a gene.
 
     Returns
     -------
     dict
+        ``<separator>_tokens_per_snp`` and ``<separator>_exact`` (``separator_cost``) of every separator,
+        ``auto_separator``, ``auto_tokens_per_snp``, ``auto_over_space``, ``header_tokens_per_snp`` and, for
+        an LLM, ``prompt_tokens_space`` and ``prompt_tokens_<auto>`` (one subject's whole prompt).
     """
-    from rgenima_lib.genetics.serialize import (SEPARATORS, resolve_separator, serialize_genome, text_form,
-                                                token_stats)
+    from rgenima_lib.genetics.serialize import (SEPARATORS, resolve_separator, separator_cost, serialize_genome,
+                                                text_form, token_stats)
 
-    auto = resolve_separator("auto", tokenizer, layout)
+    auto = resolve_separator("auto", tokenizer, layout, packing)
     out = {"auto_separator": auto}
     texts = {}
     for name in SEPARATORS:
-        texts[name] = [serialize_genome(r, layout, separator=name).text for r in rows]
+        texts[name] = [serialize_genome(r, layout, separator=name, packing=packing).text for r in rows]
         out[f"{name}_tokens_per_snp"] = round(token_stats(texts[name], layout.n_snps, tokenizer)["tokens_per_snp"], 4)
+        out[f"{name}_exact"] = separator_cost(tokenizer, layout, name, packing=packing)["exact"]
     out["auto_tokens_per_snp"] = out[f"{auto}_tokens_per_snp"]
     out["auto_over_space"] = round(out["auto_tokens_per_snp"] / out["space_tokens_per_snp"], 3)
     head, joiner = text_form("compact", auto)
@@ -113,7 +122,15 @@ def run(out_dir, full: bool) -> dict:
     result = {"n_subjects": n_subjects, "n_texts": N_TEXTS, "n_snps": layout.n_snps, "n_genes": layout.n_genes,
               "targets_tokens_per_snp": {"qwen2_style": 1.1, "llama3_style": 1.5}}
     for name, tokenizer in tokenizers.items():
-        result[name] = measure_tokenizer(tokenizer, layout, imputed[:N_TEXTS], llm=name != "wordpiece_minilm")
+        llm = name != "wordpiece_minilm"
+        result[name] = measure_tokenizer(tokenizer, layout, imputed[:N_TEXTS], llm=llm)
+        pairs = measure_tokenizer(tokenizer, layout, imputed[:N_TEXTS], llm=llm, packing="pairs")
+        # Packing is only ever what genetics.snp_packing says: this says what it costs or saves per tokenizer.
+        pairs["auto_over_unpacked_auto"] = round(pairs["auto_tokens_per_snp"] / result[name]["auto_tokens_per_snp"], 3)
+        result[name]["pairs"] = pairs
+    result["targets_met"] = {name: {packing: measured["auto_tokens_per_snp"] <= target
+                                    for packing, measured in (("none", result[name]), ("pairs", result[name]["pairs"]))}
+                             for name, target in result["targets_tokens_per_snp"].items()}
 
     # The rsID-and-alleles form, for comparison with a naive prompt (WordPiece, as before).
     verbose = [serialize_genome(r, layout, style="verbose").text for r in imputed[:N_TEXTS]]
@@ -126,10 +143,11 @@ def run(out_dir, full: bool) -> dict:
     subjects = [f"S{i:04d}" for i in range(n_subjects)]
     samples = [(s, permutation_seed(1, s, k)) for s in subjects for k in range(1, 31)]
     rebuilt = {name: GenomeTexts(imputed, subjects, layout, separator=name) for name in ("space", "none")}
+    rebuilt["pairs_none"] = GenomeTexts(imputed, subjects, layout, separator="none", packing="pairs")
     result["augmented_samples"] = len(samples)
     result["text_rebuild_s"] = paired_timings(
         {name: (lambda t=texts: sum(len(t(s, seed).text) for s, seed in samples)) for name, texts in rebuilt.items()},
-        ratios={"none_over_space": ("none", "space")})
+        ratios={"none_over_space": ("none", "space"), "pairs_none_over_none": ("pairs_none", "none")})
     result["mean_chars_per_text"] = {name: round(sum(len(t(s, seed).text) for s, seed in samples[:1000]) / 1000, 1)
                                      for name, t in rebuilt.items()}
     return result

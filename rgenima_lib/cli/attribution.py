@@ -34,7 +34,7 @@ import pandas as pd
 
 from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
 from rgenima_lib.attribution.methods import METHODS
-from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
+from rgenima_lib.cli.common import add_snp_text_args, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import markdown_table, read_note, read_tsv, write_json, write_markdown, write_noted_tsv
 
@@ -97,7 +97,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
                                        gene_orders=args.gene_orders, seed=args.seed,
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
-                                       tokenizer=model.tokenizer)
+                                       tokenizer=model.tokenizer, packing=args.snp_packing)
     note = model_note(args.checkpoint)
     # A gene-only LLM reads no ROI tokens: there is no RiT to compose with or to run.
     image = image_inputs(args.method, args.rit_checkpoint, args.roi_index, args.embeddings,
@@ -344,9 +344,9 @@ def cmd_null_control(args: argparse.Namespace) -> None:
 
     import torch
 
-    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, random_gene_set,
-                                                      random_model_dumps)
-    from rgenima_lib.data.prompt_samples import load_attribution_prompts
+    from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, null_prompts,
+                                                      random_gene_set, random_model, random_model_dumps)
+    from rgenima_lib.models.embedding_cache import load_embeddings
     from rgenima_lib.vocabulary import read_rois_table
 
     quiet_libraries()
@@ -357,16 +357,19 @@ def cmd_null_control(args: argparse.Namespace) -> None:
     genes = panel["gene"].astype(str).tolist()
     gwas = panel["gwas_ad"].astype(int).to_numpy() == 1
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
-    prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.limit,
-                                       gene_orders=args.gene_orders, seed=args.seed)
+    visual_dim = int(load_embeddings(args.embeddings)[1].shape[-1])
     llm = {"hidden_size": args.hidden_size, "n_layers": args.layers, "n_heads": args.heads,
            "n_kv_heads": args.kv_heads, "intermediate_size": args.intermediate_size}
     rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="null-control-") as work:
         for seed in range(args.seed, args.seed + args.n_seeds):
-            dumps = random_model_dumps(Path(work) / f"llm{seed}", prompts, genes, rois, seed=seed,
-                                       gene_orders=args.gene_orders, **llm)
+            model = random_model(Path(work) / f"llm{seed}", genes, visual_dim, seed=seed, **llm)
+            # Each seed's demo tokenizer is trained on its own corpus: the text is resolved for the one that reads it.
+            prompts = null_prompts(model, args.samples, args.imputed, args.snps, args.embeddings,
+                                   separator=args.snp_separator, packing=args.snp_packing, limit=args.limit,
+                                   gene_orders=args.gene_orders, seed=args.seed)
+            dumps = random_model_dumps(model, prompts, genes, rois, seed=seed, gene_orders=args.gene_orders)
             planted = random_gene_set(len(genes), args.planted_size, seed)
             for scoring, dump in dumps.items():
                 rows.append(null_findings(dump, gwas, planted, scoring=scoring, seed=seed, n_boot=args.n_boot,
@@ -441,7 +444,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> None:
     rois = read_rois_table(args.rois, n_rois=None)["name"].tolist()
     prompts = load_attribution_prompts(args.samples, args.imputed, args.snps, args.embeddings, args.subjects,
                                        gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
-                                       tokenizer=model.tokenizer)
+                                       tokenizer=model.tokenizer, packing=args.snp_packing)
     gradient = image_inputs("integrated_gradients", args.rit_checkpoint, args.roi_index, None, "cpu")
     image = ImageInputs(gradient.encoder, gradient.load, load_encoder_rollout(args.embeddings))
     scores, seconds = {}, {}
@@ -496,7 +499,7 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold{k}.npz)")
     p.add_argument("--snps", required=True, help="snps.tsv")
     p.add_argument("--embeddings", help="the fold's RiT token cache (R-GenIMA); none for an SNP-only LLM")
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order of the dump)")
     p.add_argument("--rois", required=True, help="config/rois.tsv (ROI order of the dump)")
     p.add_argument("--fold", type=int, default=0)
@@ -598,6 +601,7 @@ def register(sub) -> None:
     p.add_argument("--embeddings", required=True, help="the fold's RiT token cache")
     p.add_argument("--gene-panel", required=True, help="config/gene_panel.tsv (gene order, gwas_ad)")
     p.add_argument("--rois", required=True)
+    add_snp_text_args(p)
     p.add_argument("--n-seeds", type=int, default=5, help="random-init models (one per seed)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--gene-orders", type=int, default=4, help="K of the deconfounded scoring")
@@ -673,7 +677,7 @@ def register(sub) -> None:
     p.add_argument("--ig-steps", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--output", required=True, help="TSV")
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_faithfulness)

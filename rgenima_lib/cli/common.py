@@ -15,12 +15,14 @@ def require_inputs(*paths, fix: str = "run the upstream rule first, or check the
             raise InputDataError("input not found.", path=path, fix=fix)
 
 
-def add_snp_separator_arg(p, default: str = "auto") -> None:
-    """``--snp-separator`` (``genetics.snp_separator``): how genotypes are joined in the SNP text."""
-    from rgenima_lib.genetics.serialize import SEPARATOR_SETTINGS
+def add_snp_text_args(p, default_separator: str = "auto") -> None:
+    """``--snp-separator`` and ``--snp-packing`` (``genetics.snp_separator`` and ``snp_packing``): the SNP text."""
+    from rgenima_lib.genetics.serialize import DEFAULT_PACKING, PACKINGS, SEPARATOR_SETTINGS
 
-    p.add_argument("--snp-separator", choices=SEPARATOR_SETTINGS, default=default,
+    p.add_argument("--snp-separator", choices=SEPARATOR_SETTINGS, default=default_separator,
                    help="genotype separator; auto: the cheapest exact one for the tokenizer that reads the text")
+    p.add_argument("--snp-packing", choices=PACKINGS, default=DEFAULT_PACKING,
+                   help="genotype symbols: one per SNP (none, the paper) or one per two SNPs of a gene (pairs)")
 
 
 def quiet_libraries() -> None:

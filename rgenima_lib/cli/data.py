@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from rgenima_lib.cli.common import add_snp_separator_arg
+from rgenima_lib.cli.common import add_snp_text_args
 from rgenima_lib.io import markdown_table
 
 log = logging.getLogger("rgenima")
@@ -100,7 +100,7 @@ def cmd_sample_text(args: argparse.Namespace) -> None:
 
         tokenizer = load_tokenizer(args.tokenizer)
     texts = GenomeTexts.from_files(args.imputed, args.snps, style=args.style, separator=args.snp_separator,
-                                   tokenizer=tokenizer)
+                                   tokenizer=tokenizer, packing=args.snp_packing)
     print(texts(row["subject"], int(row["perm_seed"])).text)
 
 
@@ -142,6 +142,6 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="the fold's imputed genotypes (fold<k>.npz)")
     p.add_argument("--snps", required=True)
     p.add_argument("--style", choices=["compact", "verbose"], default="compact")
-    add_snp_separator_arg(p, default="space")
+    add_snp_text_args(p, default_separator="space")
     p.add_argument("--tokenizer", help="local tokenizer folder the text is written for (needed by auto)")
     p.set_defaults(func=cmd_sample_text)

@@ -21,7 +21,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.cli.common import add_snp_separator_arg, require_inputs
+from rgenima_lib.cli.common import add_snp_text_args, require_inputs
 from rgenima_lib.data.datasets import read_samples
 from rgenima_lib.io import load_settings, read_tsv, write_tsv
 
@@ -94,8 +94,9 @@ def cmd_gene_tokens(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     samples = [read_samples(p) for p in args.samples]
     tokenizer, backbone = load_text_backbone(args.text_model)
-    texts = GenomeTexts.from_files(args.imputed, args.snps, separator=args.snp_separator, tokenizer=tokenizer)
-    log.info("gene tokens: SNP separator %r (%s)", texts.separator, args.snp_separator)
+    texts = GenomeTexts.from_files(args.imputed, args.snps, separator=args.snp_separator, tokenizer=tokenizer,
+                                   packing=args.snp_packing)
+    log.info("gene tokens: SNP separator %r (%s), packing %r", texts.separator, args.snp_separator, texts.packing)
     keys, tokens, presence = gene_token_cache(samples, texts, tokenizer, backbone, args.max_copies,
                                               max_length=args.max_length, batch_size=args.batch_size)
     genes = list(texts.layout.genes)
@@ -167,7 +168,7 @@ def register(sub) -> None:
     p.add_argument("--imputed", required=True, help="results/genetics/imputed/fold<k>.npz")
     p.add_argument("--snps", required=True, help="results/genetics/snps.tsv")
     p.add_argument("--text-model", default=None, help="local BERT folder (default: the bundled all-MiniLM-L6-v2)")
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--max-length", type=int, required=True, help="tokens per text window (baselines.max_length)")
     p.add_argument("--max-copies", type=int, required=True,
                    help="gene-order copies per training subject (-1: all; baselines.max_copies)")

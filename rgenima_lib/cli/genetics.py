@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from rgenima_lib.cli.common import add_snp_separator_arg
+from rgenima_lib.cli.common import add_snp_text_args
 
 log = logging.getLogger("rgenima")
 
@@ -138,15 +138,19 @@ def cmd_snp_text_tokens(args: argparse.Namespace) -> None:
     snps = read_snps(args.snps)
     layout = GenomeLayout.from_snps(snps)
     tokenizer = load_tokenizer(args.tokenizer)
-    chosen = resolve_separator(args.snp_separator, tokenizer, layout)
+    chosen = resolve_separator(args.snp_separator, tokenizer, layout, args.snp_packing)
     rows = geno["dosage"][: args.max_subjects]
-    # "compact": the text as configured; then every separator, and the verbose form, for comparison.
-    forms = [("compact", "compact", chosen), *((f"compact_{name}", "compact", name) for name in SEPARATORS),
-             ("verbose", "verbose", chosen)]
+    # "compact": the text as configured; then every separator unpacked and packed in pairs (exact or not), and the
+    # verbose form, for comparison.
+    forms = [("compact", "compact", chosen, args.snp_packing),
+             *((f"compact_{name}", "compact", name, "none") for name in SEPARATORS),
+             *((f"compact_pairs_{name}", "compact", name, "pairs") for name in SEPARATORS),
+             ("verbose", "verbose", chosen, "none")]
     records = []
-    for form, style, separator in forms:
-        texts = [serialize_genome(r, layout, style=style, separator=separator).text for r in rows]
+    for form, style, separator, packing in forms:
+        texts = [serialize_genome(r, layout, style=style, separator=separator, packing=packing).text for r in rows]
         records.append({"format": form, "separator": separator if style == "compact" else "",
+                        "packing": packing if style == "compact" else "",
                         "tokenizer": args.tokenizer or "all-MiniLM-L6-v2 (bundled)",
                         "n_snps": layout.n_snps, "n_genes": layout.n_genes, **token_stats(texts, layout.n_snps,
                                                                                            tokenizer)})
@@ -217,6 +221,6 @@ def register(sub) -> None:
     p.add_argument("--snps", required=True)
     p.add_argument("--tokenizer", help="local tokenizer folder (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--max-subjects", type=int, default=200)
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
     p.add_argument("--output", required=True)
     p.set_defaults(func=cmd_snp_text_tokens)

@@ -19,7 +19,7 @@ import warnings
 
 import pandas as pd
 
-from rgenima_lib.cli.common import add_snp_separator_arg, quiet_libraries, require_inputs
+from rgenima_lib.cli.common import add_snp_text_args, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import atomic_output, load_settings, read_tsv, write_json, write_tsv
 
@@ -97,7 +97,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     # The text is written for the base model's tokenizer, which the checkpoint keeps: predict picks the same.
     samples = load_prompt_samples(args.samples, "train", args.imputed, args.snps, args.embeddings, limit=args.limit,
                                   gene_input=args.gene_input, separator=args.snp_separator,
-                                  tokenizer=load_llm_tokenizer(args.base))
+                                  tokenizer=load_llm_tokenizer(args.base), packing=args.snp_packing)
     log.info("finetune: %d training samples, genome as %s, visual dim %s, %s", len(samples), args.gene_input,
              visual_dim,
              f"DeepSpeed {args.deepspeed}" if args.deepspeed else "plain PyTorch loop")
@@ -135,7 +135,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
                              path=args.checkpoint, fix="pass the embeddings the model was fine-tuned with.")
     samples = load_prompt_samples(args.samples, "test", args.imputed, args.snps, args.embeddings, limit=args.limit,
                                   gene_input=model.mllm_config.gene_input, separator=args.snp_separator,
-                                  tokenizer=model.tokenizer)
+                                  tokenizer=model.tokenizer, packing=args.snp_packing)
     table = predict(model, samples, batch_size=args.batch_size, generate=not args.no_generate)
     table["generated_text"] = table["generated_text"].map(escape_text)
     write_tsv(table, args.output)
@@ -154,7 +154,7 @@ def _data_args(p) -> None:
     p.add_argument("--snps", required=True, help="snps.tsv")
     p.add_argument("--embeddings", help="the fold's visual token cache (omit for the LLM SNP-only model)")
     p.add_argument("--limit", type=int, help="first N samples only (smoke runs)")
-    add_snp_separator_arg(p)
+    add_snp_text_args(p)
 
 
 def register(sub) -> None:

@@ -20,7 +20,7 @@ from rgenima_lib.data.datasets import read_samples
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.genetics.augment import STREAMS, permutation_seed
 from rgenima_lib.genetics.gene_tokens import GeneTokenGenome, GeneTokenTexts
-from rgenima_lib.genetics.serialize import DEFAULT_SEPARATOR, GenomeText, GenomeTexts
+from rgenima_lib.genetics.serialize import DEFAULT_PACKING, DEFAULT_SEPARATOR, GenomeText, GenomeTexts
 from rgenima_lib.models.embedding_cache import load_embeddings
 from rgenima_lib.models.prompting import PromptSample
 
@@ -47,14 +47,16 @@ class FoldPrompts:
 
 
 def fold_genomes(imputed: str | Path, snps: str | Path, gene_input: str = "text", separator: str = DEFAULT_SEPARATOR,
-                 tokenizer=None) -> GenomeTexts | GeneTokenTexts:
+                 tokenizer=None, packing: str = DEFAULT_PACKING) -> GenomeTexts | GeneTokenTexts:
     """The fold's genomes in the form the model reads: SNP text (the paper) or gene tokens.
 
-    ``separator`` and ``tokenizer`` choose the text form's genotype separator (see :func:`load_fold_prompts`).
+    ``separator``, ``tokenizer`` and ``packing`` choose the text form's genotype symbols (see
+    :func:`load_fold_prompts`).
     """
     if gene_input == "text":
-        texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer)
-        log.info("SNP text: genotype separator %r (setting %r)", texts.separator, separator)
+        texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer, packing=packing)
+        log.info("SNP text: genotype separator %r (setting %r), packing %r", texts.separator, separator,
+                 texts.packing)
         return texts
     if gene_input == "tokens":
         return GeneTokenTexts.from_files(imputed, snps)
@@ -63,7 +65,8 @@ def fold_genomes(imputed: str | Path, snps: str | Path, gene_input: str = "text"
 
 def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
                       embeddings: str | Path | None = None, limit: int | None = None,
-                      gene_input: str = "text", separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> FoldPrompts:
+                      gene_input: str = "text", separator: str = DEFAULT_SEPARATOR, tokenizer=None,
+                      packing: str = DEFAULT_PACKING) -> FoldPrompts:
     """The fold's samples of one side as prompts (text rebuilt from genotypes, tokens from the cache).
 
     Parameters
@@ -86,7 +89,9 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
         Genotype separator of the text form (``genetics.snp_separator``); 'auto' picks it for ``tokenizer``
         (:func:`~rgenima_lib.genetics.serialize.resolve_separator`).
     tokenizer : PreTrainedTokenizerFast, optional
-        The LLM's tokenizer (needed for 'auto').
+        The LLM's tokenizer (needed for 'auto'; checks the separator of a packed text).
+    packing : {"none", "pairs"}
+        Genotype symbols per SNP (the paper) or per two SNPs of a gene (``genetics.snp_packing``).
 
     Returns
     -------
@@ -101,7 +106,7 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
     table = table[table["side"] == side]
     if limit is not None:
         table = table.iloc[:limit]
-    texts = fold_genomes(imputed, snps, gene_input, separator=separator, tokenizer=tokenizer)
+    texts = fold_genomes(imputed, snps, gene_input, separator=separator, tokenizer=tokenizer, packing=packing)
     tokens = {}
     if embeddings is not None:
         subjects, arr, presence = load_embeddings(embeddings)
@@ -128,10 +133,10 @@ def load_fold_prompts(samples_tsv: str | Path, side: str, imputed: str | Path, s
 def load_prompt_samples(samples_tsv: str | Path, side: str, imputed: str | Path, snps: str | Path,
                         embeddings: str | Path | None = None, limit: int | None = None,
                         gene_input: str = "text", separator: str = DEFAULT_SEPARATOR,
-                        tokenizer=None) -> list[PromptSample]:
+                        tokenizer=None, packing: str = DEFAULT_PACKING) -> list[PromptSample]:
     """The prompts of :func:`load_fold_prompts` alone (fine-tuning, prediction)."""
     return load_fold_prompts(samples_tsv, side, imputed, snps, embeddings, limit, gene_input, separator,
-                             tokenizer).samples
+                             tokenizer, packing).samples
 
 
 @dataclass
@@ -155,7 +160,8 @@ class AttributionPrompts:
 
 def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int | None = None,
                              gene_orders: int = 1, seed: int = 0, gene_input: str = "text",
-                             separator: str = DEFAULT_SEPARATOR, tokenizer=None) -> AttributionPrompts:
+                             separator: str = DEFAULT_SEPARATOR, tokenizer=None,
+                             packing: str = DEFAULT_PACKING) -> AttributionPrompts:
     """The fold's test samples (with images, given embeddings), their gene spans, and other gene orders of them.
 
     Parameters
@@ -174,7 +180,7 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
     seed : int
     gene_input : {"text", "tokens"}
         As :func:`load_fold_prompts`; in the tokens form the other gene orders carry their dosages.
-    separator, tokenizer
+    separator, tokenizer, packing
         As :func:`load_fold_prompts`.
 
     Returns
@@ -187,7 +193,7 @@ def load_attribution_prompts(samples_tsv, imputed, snps, embeddings, limit: int 
         Embeddings given and no test sample has an image.
     """
     prompts = load_fold_prompts(samples_tsv, "test", imputed, snps, embeddings, limit=limit, gene_input=gene_input,
-                                separator=separator, tokenizer=tokenizer)
+                                separator=separator, tokenizer=tokenizer, packing=packing)
     out, spans, extra = [], [], []
     for sample, genome in zip(prompts.samples, prompts.genomes):
         if embeddings is not None and sample.visual is None:

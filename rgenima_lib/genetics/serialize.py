@@ -33,6 +33,27 @@ and with ``none`` (what byte-level BPE LLMs read, see below):
 * gene blocks in the order given (panel order, or a gene-order permutation,
   ``augment.gene_order``).
 
+Packed symbols (``genetics.snp_packing: pairs``, opt-in; a departure from the
+paper's one symbol per SNP, docs/departures.md). Each gene's SNPs are written
+two per symbol (:func:`pack_pairs`): the pair (g1, g2) of consecutive SNPs,
+pairs starting at the gene's first SNP, becomes the digit ``3·g1 + g2``
+(0..8), and a gene with an odd number of SNPs ends with its last SNP's own
+count (0..2), which is unambiguous because the panel fixes each gene's SNP
+count (``snps.tsv``):
+
+    APOE:10 TOMM40:1102   ->   APOE:3 TOMM40:42
+
+The packing is only ever what the setting says; the separator is then resolved
+(``auto``) or checked (a named one) on the packed text for the tokenizer that
+reads it, and a combination that is not exact is refused
+(:func:`resolve_separator`). At paper scale (1,079 SNPs in 105 genes, 200
+simulated subjects, ``rgenima_lib.bench.bench_snp_text``), tokens per SNP
+unpacked -> packed: Qwen2-style 1.29 (``none``) -> 0.81 (``none``: one token
+per two SNPs, plus the same 0.29 of gene headers); Llama-3-style 0.65
+(``none``) -> 1.44 (``space``: the demo tokenizer learnt merges of the digits
+0-2 only, so unseparated packed digits cut differently by genotype, not exact);
+WordPiece 1.38 -> 0.90 (``space``).
+
 The rsIDs, alleles and positions are not in the text: they are fixed per
 column and live in ``snps.tsv``. The verbose form (``style="verbose"``), written
 the way a naive prompt would (``rs429358 C/T: TT``), is kept for comparison
@@ -51,7 +72,14 @@ from rgenima_lib.genetics.augment import gene_order
 from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
 
 STYLES = ("compact", "verbose")
-SYMBOLS = np.array(["0", "1", "2"])
+SYMBOLS = np.array([str(d) for d in range(9)])
+"""The symbol of each genotype code: a minor-allele count 0..2, or a packed pair 0..8."""
+
+PACKINGS = ("none", "pairs")
+"""What ``genetics.snp_packing`` may say: one symbol per SNP (the paper's text) or one per two SNPs of a gene."""
+
+DEFAULT_PACKING = "none"
+"""The packing of the library calls that name none: the paper's one symbol per SNP."""
 
 SEPARATORS = {"none": "", "space": " ", "comma": ","}
 """Genotype separators by setting name, in the order :func:`resolve_separator` prefers them on a tie."""
@@ -112,8 +140,8 @@ class GenomeLayout:
         return int(self.bounds[-1])
 
 
-def genotype_symbols(dosage_row: np.ndarray) -> np.ndarray:
-    """str[n_snps] '0'/'1'/'2' for a (possibly 2p-imputed) dosage row, rounded half up.
+def genotype_counts(dosage_row: np.ndarray) -> np.ndarray:
+    """int64[n_snps] minor-allele counts 0 / 1 / 2 of a (possibly 2p-imputed) dosage row, rounded half up.
 
     Raises
     ------
@@ -123,7 +151,34 @@ def genotype_symbols(dosage_row: np.ndarray) -> np.ndarray:
     row = np.asarray(dosage_row, dtype=np.float64)
     if np.isnan(row).any() or (row < 0).any() or (row > 2).any():
         raise ValueError("dosage row holds missing or out-of-range values; impute (2p) before serialising")
-    return SYMBOLS[np.floor(row + 0.5).astype(np.int64)]
+    return np.floor(row + 0.5).astype(np.int64)
+
+
+def pack_pairs(counts: np.ndarray) -> np.ndarray:
+    """One gene's genotype codes two SNPs per code (``genetics.snp_packing: pairs``, module docstring).
+
+    Parameters
+    ----------
+    counts : int[n]
+        Minor-allele counts 0..2 of one gene's SNPs, in genomic order.
+
+    Returns
+    -------
+    int64[ceil(n / 2)]
+        ``3 * counts[2i] + counts[2i + 1]`` (0..8) per pair from the gene's first SNP, then, for an odd
+        ``n``, the last SNP's own count (0..2): the panel fixes ``n`` per gene, so the last code is never
+        ambiguous.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    even = counts.size - counts.size % 2
+    return np.concatenate([3 * counts[0:even:2] + counts[1:even:2], counts[even:]])
+
+
+def check_packing(packing: str) -> str:
+    """``packing`` if it names a genotype packing (:data:`PACKINGS`), else a ValueError saying what would do."""
+    if packing not in PACKINGS:
+        raise ValueError(f"SNP packing must be one of {list(PACKINGS)}, got {packing!r}")
+    return packing
 
 
 def check_separator(separator: str) -> str:
@@ -148,7 +203,7 @@ def text_form(style: str, separator: str) -> tuple[str, str]:
 
 
 def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "compact",
-                separator: str = DEFAULT_SEPARATOR) -> list[str]:
+                separator: str = DEFAULT_SEPARATOR, packing: str = DEFAULT_PACKING) -> list[str]:
     """The text of each gene block, in canonical order (see module docstring).
 
     Parameters
@@ -158,6 +213,8 @@ def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "comp
     style : {'compact', 'verbose'}
     separator : str
         A :data:`SEPARATORS` name (compact style only; 'auto' must be resolved first).
+    packing : {'none', 'pairs'}
+        One symbol per SNP, or per two SNPs of a gene (:func:`pack_pairs`; compact style only).
 
     Returns
     -------
@@ -165,16 +222,20 @@ def gene_blocks(dosage_row: np.ndarray, layout: GenomeLayout, style: str = "comp
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if check_packing(packing) != "none" and style != "compact":
+        raise ValueError(f"SNP packing {packing!r} applies to the compact style only, not {style!r}")
     head, _ = text_form(style, separator)
     joint = SEPARATORS[check_separator(separator)]
-    symbols = genotype_symbols(dosage_row)
-    if symbols.shape != (layout.n_snps,):
-        raise ValueError(f"dosage row has {symbols.size} SNPs, layout {layout.n_snps}")
+    counts = genotype_counts(dosage_row)
+    if counts.shape != (layout.n_snps,):
+        raise ValueError(f"dosage row has {counts.size} SNPs, layout {layout.n_snps}")
+    symbols = SYMBOLS[counts]
     blocks = []
     for b, gene in enumerate(layout.genes):
         cols = slice(layout.bounds[b], layout.bounds[b + 1])
         if style == "compact":
-            body = joint.join(symbols[cols].tolist())
+            codes = symbols[cols] if packing == "none" else SYMBOLS[pack_pairs(counts[cols])]
+            body = joint.join(codes.tolist())
         else:
             # The genotype as its two alleles, minor allele (a1) counted.
             body = ", ".join(
@@ -213,6 +274,8 @@ def reference_genome_text(text: str, spans, genes=None) -> str:
     str
         Same length and spans: only the genotype symbols after each block's ``"<gene>:"`` change
         (a gene name's own digits come before it), so the text tokenizes to as many tokens as before.
+        Every non-zero symbol becomes ``0``, which is the reference in either packing (the pair (0, 0)
+        packs to 0), so the text need not say how it was packed.
     """
     chars = list(text)
     for gene, start, end in spans:
@@ -220,13 +283,13 @@ def reference_genome_text(text: str, spans, genes=None) -> str:
             continue
         body = start + text[start:end].index(":") + 1
         for i in range(body, end):
-            if chars[i] in "12":
+            if chars[i] in "12345678":
                 chars[i] = "0"
     return "".join(chars)
 
 
 def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, style: str = "compact",
-                     separator: str = DEFAULT_SEPARATOR) -> GenomeText:
+                     separator: str = DEFAULT_SEPARATOR, packing: str = DEFAULT_PACKING) -> GenomeText:
     """The genome of one subject as prompt text (paper 4.2.2 "<Genetic Content>").
 
     Parameters
@@ -241,6 +304,8 @@ def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, s
         The short format of the module docstring, or the rsID-and-alleles form.
     separator : str
         Genotype separator name (:data:`SEPARATORS`; :func:`resolve_separator` turns 'auto' into one).
+    packing : {'none', 'pairs'}
+        Genotype symbols per SNP or per two SNPs of a gene (:data:`PACKINGS`).
 
     Returns
     -------
@@ -251,7 +316,7 @@ def serialize_genome(dosage_row: np.ndarray, layout: GenomeLayout, order=None, s
     order = np.arange(layout.n_genes) if order is None else np.asarray(order)
     if sorted(order.tolist()) != list(range(layout.n_genes)):
         raise ValueError("order must be a permutation of range(n_genes)")
-    return join_blocks(gene_blocks(dosage_row, layout, style, separator), layout.genes, order,
+    return join_blocks(gene_blocks(dosage_row, layout, style, separator, packing), layout.genes, order,
                        text_form(style, separator)[1])
 
 
@@ -267,6 +332,8 @@ class GenomeTexts:
     style : str
     separator : str
         Genotype separator name (:data:`SEPARATORS`).
+    packing : {'none', 'pairs'}
+        Genotype symbols per SNP or per two SNPs of a gene (:data:`PACKINGS`).
 
     Notes
     -----
@@ -276,33 +343,35 @@ class GenomeTexts:
     """
 
     def __init__(self, imputed: np.ndarray, subjects, layout: GenomeLayout, style: str = "compact",
-                 separator: str = DEFAULT_SEPARATOR):
+                 separator: str = DEFAULT_SEPARATOR, packing: str = DEFAULT_PACKING):
         self.imputed = np.asarray(imputed)
         self.row = {s: i for i, s in enumerate(subjects)}
         self.layout = layout
         self.style = style
         self.separator = check_separator(separator)
+        self.packing = check_packing(packing)
         self.joiner = text_form(style, separator)[1]
         self._blocks: dict[str, list[str]] = {}
 
     @classmethod
     def from_files(cls, imputed_npz, snps_tsv, style: str = "compact", separator: str = DEFAULT_SEPARATOR,
-                   tokenizer=None) -> "GenomeTexts":
+                   tokenizer=None, packing: str = DEFAULT_PACKING) -> "GenomeTexts":
         """Texts of one fold: ``results/genetics/imputed/fold<k>.npz`` and ``results/genetics/snps.tsv``.
 
-        ``separator`` may be 'auto' when ``tokenizer`` (the one that will read the texts) is given.
+        ``separator`` may be 'auto' when ``tokenizer`` (the one that will read the texts) is given; with
+        ``packing`` 'pairs' the separator is checked against that tokenizer (:func:`resolve_separator`).
         """
         geno = load_genotypes(imputed_npz)
         layout = GenomeLayout.from_snps(read_snps(snps_tsv))
         return cls(geno["dosage"], geno["subjects"].tolist(), layout, style,
-                   resolve_separator(separator, tokenizer, layout))
+                   resolve_separator(separator, tokenizer, layout, packing), packing)
 
     def blocks(self, subject: str) -> list[str]:
         if subject not in self._blocks:
             if subject not in self.row:
                 raise KeyError(f"subject {subject} has no genotypes in this matrix")
             self._blocks[subject] = gene_blocks(self.imputed[self.row[subject]], self.layout, self.style,
-                                                self.separator)
+                                                self.separator, self.packing)
         return self._blocks[subject]
 
     def __call__(self, subject: str, perm_seed: int) -> GenomeText:
@@ -334,14 +403,16 @@ def token_stats(texts: list[str], n_snps: int, tokenizer) -> dict:
             "chars_per_snp": float(chars.mean() / n_snps)}
 
 
-def separator_cost(tokenizer, layout: GenomeLayout, separator: str, n_probe: int = 8, seed: int = 0) -> dict:
+def separator_cost(tokenizer, layout: GenomeLayout, separator: str, n_probe: int = 8, seed: int = 0,
+                   packing: str = DEFAULT_PACKING) -> dict:
     """Tokens per SNP of a genotype separator on random genotypes of ``layout``, and whether it is exact.
 
     Exact: no token covers characters of two gene blocks, and the tokens cut
     the text at the same places whatever the genotypes, so that a token always
     stands for the same SNPs of one gene (one digit each under Qwen2, three
-    under Llama-3). Every symbol is one character, so the probe texts share
-    their layout and "the same places" is one offset list for all of them.
+    under Llama-3). Every symbol is one character (a packed pair too), so the
+    probe texts share their layout and "the same places" is one offset list
+    for all of them.
 
     Parameters
     ----------
@@ -351,15 +422,17 @@ def separator_cost(tokenizer, layout: GenomeLayout, separator: str, n_probe: int
     separator : str
         A :data:`SEPARATORS` name.
     n_probe : int
-        Random genotype rows (uniform 0 / 1 / 2, so that every digit group occurs).
+        Random genotype rows (uniform 0 / 1 / 2, so that every digit group occurs; packed pairs are then
+        uniform 0..8).
     seed : int
+    packing : {'none', 'pairs'}
 
     Returns
     -------
-    dict: separator, tokens_per_snp (float), exact (bool).
+    dict: separator, packing, tokens_per_snp (float), exact (bool).
     """
     rows = np.random.default_rng(seed).integers(0, 3, size=(n_probe, layout.n_snps)).astype(np.float64)
-    genomes = [serialize_genome(r, layout, separator=separator) for r in rows]
+    genomes = [serialize_genome(r, layout, separator=separator, packing=packing) for r in rows]
     encoded = tokenizer([g.text for g in genomes], add_special_tokens=False, return_offsets_mapping=True)
     offsets = [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in encoded["offset_mapping"]]
     starts = np.array([s for _, s, _ in genomes[0].spans])
@@ -367,25 +440,31 @@ def separator_cost(tokenizer, layout: GenomeLayout, separator: str, n_probe: int
     fixed = all(o.shape == offsets[0].shape and (o == offsets[0]).all() for o in offsets)
     overlap = np.minimum(offsets[0][:, 1:2], ends[None]) - np.maximum(offsets[0][:, :1], starts[None])  # [n_tok, n_genes]
     within_one_gene = bool(((overlap > 0).sum(1) <= 1).all())
-    return {"separator": separator, "tokens_per_snp": float(sum(map(len, offsets)) / (n_probe * layout.n_snps)),
+    return {"separator": separator, "packing": packing,
+            "tokens_per_snp": float(sum(map(len, offsets)) / (n_probe * layout.n_snps)),
             "exact": fixed and within_one_gene}
 
 
-def resolve_separator(setting: str, tokenizer, layout: GenomeLayout) -> str:
+def resolve_separator(setting: str, tokenizer, layout: GenomeLayout, packing: str = DEFAULT_PACKING) -> str:
     """The genotype separator to write for ``tokenizer``: ``setting`` itself, or the one 'auto' picks.
 
     'auto' measures every :data:`SEPARATORS` candidate with :func:`separator_cost`
-    on ``layout`` and keeps the exact one with the fewest tokens (the first
-    listed on a tie): ``none`` for the Qwen2- and Llama-3-style BPE tokenizers,
-    ``space`` for WordPiece.
+    on ``layout``, in the given packing, and keeps the exact one with the fewest
+    tokens (the first listed on a tie): unpacked, ``none`` for the Qwen2- and
+    Llama-3-style BPE tokenizers, ``space`` for WordPiece; packed in pairs,
+    ``none`` for Qwen2-style, ``space`` for Llama-3-style and WordPiece (their
+    digit merges depend on the packed digits). The packing itself is never
+    chosen here: it is what ``genetics.snp_packing`` says.
 
     Parameters
     ----------
     setting : str
         One of :data:`SEPARATOR_SETTINGS` (``genetics.snp_separator``).
     tokenizer : PreTrainedTokenizerFast or None
-        The tokenizer that will read the texts (needed for 'auto' only).
+        The tokenizer that will read the texts (needed for 'auto', and to check a separator with packing).
     layout : GenomeLayout
+    packing : {'none', 'pairs'}
+        ``genetics.snp_packing``.
 
     Returns
     -------
@@ -395,16 +474,29 @@ def resolve_separator(setting: str, tokenizer, layout: GenomeLayout) -> str:
     Raises
     ------
     ValueError
-        An unknown setting; 'auto' without a tokenizer; no exact candidate.
+        An unknown setting or packing; 'auto' without a tokenizer; no exact candidate; a separator
+        named with packing 'pairs' that is not exact under ``tokenizer``.
     """
+    check_packing(packing)
     if setting != "auto":
-        return check_separator(setting)
+        separator = check_separator(setting)
+        # The unpacked forms are the documented ones, written as asked (snp_text_tokens compares them all); a
+        # packed text is only ever written to be read exactly, so it is refused where a token would not be.
+        if packing != "none" and tokenizer is not None and not separator_cost(tokenizer, layout, separator,
+                                                                               packing=packing)["exact"]:
+            raise ValueError(f"SNP packing {packing!r} with separator {separator!r} does not tokenize exactly under "
+                             "this tokenizer (a token would hold SNPs of two genes, or cut a gene's packed digits "
+                             "differently by genotype, as a WordPiece or a digit-grouping BPE does with digit runs); "
+                             "set genetics.snp_separator: auto, or genetics.snp_packing: none")
+        return separator
     if tokenizer is None:
         raise ValueError("SNP separator 'auto' needs the tokenizer that will read the text")
-    exact = [c for c in (separator_cost(tokenizer, layout, name) for name in SEPARATORS) if c["exact"]]
+    exact = [c for c in (separator_cost(tokenizer, layout, name, packing=packing) for name in SEPARATORS)
+             if c["exact"]]
     if not exact:
         raise ValueError(f"no SNP separator of {sorted(SEPARATORS)} tokenizes exactly (one gene per token, "
-                         "the same cuts for every genotype) under this tokenizer; set genetics.snp_separator")
+                         f"the same cuts for every genotype) under this tokenizer with packing {packing!r}; "
+                         "set genetics.snp_separator or genetics.snp_packing")
     return min(exact, key=lambda c: c["tokens_per_snp"])["separator"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,3 +146,94 @@ def test_wordpiece_keeps_the_spaced_text(layout):
     row = np.array([1, 0, 2, 1, 1, 0])
     assert serialize_genome(row, layout, separator="space").text == serialize_genome(row, layout).text
     assert serialize_genome(row, layout).text == "APOE: 1 0\nBIN1: 2 1 1\nCLU: 0"
+
+
+def decode_packed(text: str, layout: GenomeLayout) -> np.ndarray:
+    """int[n_snps]: the minor-allele counts a pairs-packed text says, read back in canonical gene order.
+
+    Written from the format's definition (docs/genetics.md), not from the encoder: a block is
+    ``gene:`` then ``ceil(n / 2)`` digits for the gene's ``n`` SNPs (any separator between them), digit
+    ``d`` of a pair standing for ``(d // 3, d % 3)`` and a last unpaired digit for itself.
+    """
+    n_of = dict(zip(layout.genes, np.diff(layout.bounds).tolist()))
+    said = {}
+    for block in re.split(r"\s(?=[A-Za-z])", text):  # a gene name starts every block
+        gene, body = block.split(":", 1)
+        digits = [int(c) for c in body if c.isdigit()]
+        n = n_of[gene]
+        assert len(digits) == -(-n // 2), block
+        counts = []
+        for i, d in enumerate(digits):
+            counts += [d // 3, d % 3] if 2 * i + 1 < n else [d]
+        said[gene] = counts
+    return np.concatenate([said[g] for g in layout.genes])
+
+
+@pytest.fixture()
+def mixed_layout():
+    """Genes of 1 to 11 SNPs, odd and even counts."""
+    sizes = [1, 2, 3, 4, 10, 11, 7]
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    return GenomeLayout.from_snps(pd.DataFrame({
+        "snp": [f"rs{i}" for i in range(len(block))], "a1": "A", "a2": "G",
+        "gene": np.asarray(["APOE", "BIN1", "TOMM40", "CLU", "CR1", "ABCA7", "MS4A6A"])[block], "block": block}))
+
+
+@pytest.mark.parametrize("separator", ["none", "space", "comma"])
+def test_packed_pairs_read_back_to_the_dosages(mixed_layout, separator):
+    """Odd and even genes, imputed 2p values, permuted gene orders: every text says the rounded genotypes."""
+    layout = mixed_layout
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        row = rng.integers(0, 3, layout.n_snps).astype(float)
+        row[rng.random(layout.n_snps) < 0.2] = rng.uniform(0, 2)  # 2p-imputed calls
+        genome = serialize_genome(row, layout, order=rng.permutation(layout.n_genes), separator=separator,
+                                  packing="pairs")
+        np.testing.assert_array_equal(decode_packed(genome.text, layout), np.floor(row + 0.5))
+        assert all(genome.text[s:e].startswith(g + ":") for g, s, e in genome.spans)
+
+
+def test_packed_pairs_format_odd_genes_and_reference(layout):
+    from rgenima_lib.genetics.serialize import pack_pairs, reference_genome_text
+
+    row = np.array([1, 0, 2, 0.9, 0.5, 0.49])  # APOE (1, 0); BIN1 (2, 1, 1); CLU (0)
+    genome = serialize_genome(row, layout, separator="none", packing="pairs")
+    # APOE: 3*1+0; BIN1: 3*2+1, then its odd last SNP as itself; CLU: one unpaired SNP.
+    assert genome.text == "APOE:3 BIN1:71 CLU:0"
+    assert serialize_genome(row, layout, separator="space", packing="pairs").text == "APOE: 3\nBIN1: 7 1\nCLU: 0"
+    assert pack_pairs(np.array([2, 2, 2])).tolist() == [8, 2] and pack_pairs(np.array([], int)).tolist() == []
+    # The default stays the paper's text, byte for byte.
+    assert serialize_genome(row, layout, separator="none").text == "APOE:10 BIN1:211 CLU:0"
+    texts = GenomeTexts(row[None], ["S1"], layout, separator="none", packing="pairs")
+    assert texts("S1", CANONICAL) == genome
+    assert sorted(texts("S1", permutation_seed(3, "S1", 1)).text.split(" ")) == sorted(genome.text.split(" "))
+    # The reference genotypes (all 0) pack to 0: resetting a packed text is the packed text of the reference.
+    zero = serialize_genome(np.zeros(layout.n_snps), layout, separator="none", packing="pairs")
+    assert reference_genome_text(genome.text, genome.spans) == zero.text
+    assert reference_genome_text(genome.text, genome.spans, {"BIN1"}) == "APOE:3 BIN1:00 CLU:0"
+
+
+def test_bad_packing_is_a_clear_error(layout):
+    from rgenima_lib.genetics.serialize import resolve_separator
+
+    row = np.zeros(layout.n_snps)
+    with pytest.raises(ValueError, match=r"one of \['none', 'pairs'\], got 'triples'"):
+        serialize_genome(row, layout, packing="triples")
+    with pytest.raises(ValueError, match="compact style only"):
+        serialize_genome(row, layout, style="verbose", packing="pairs")
+    with pytest.raises(ValueError, match="got 'triples'"):
+        resolve_separator("none", None, layout, "triples")
+
+
+def test_wordpiece_refuses_unseparated_packed_digits(mixed_layout):
+    """WordPiece merges digit runs by value: packed digits must be separated, and a named 'none' is refused."""
+    from rgenima_lib.genetics.serialize import load_tokenizer, resolve_separator, separator_cost
+
+    layout = mixed_layout
+    tok = load_tokenizer()
+    assert not separator_cost(tok, layout, "none", packing="pairs")["exact"]
+    assert resolve_separator("auto", tok, layout, "pairs") == "space"
+    with pytest.raises(ValueError, match="packing 'pairs' with separator 'none' does not tokenize exactly"):
+        resolve_separator("none", tok, layout, "pairs")
+    # Unpacked, a named separator is written as asked (snp_text_tokens compares them all), as before.
+    assert resolve_separator("none", tok, layout) == "none"

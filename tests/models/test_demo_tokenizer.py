@@ -1,4 +1,5 @@
-"""The demo LLM tokenizers on the SNP text: the separator 'auto' picks, tokens per SNP at paper scale, exact gene spans."""
+"""The demo LLM tokenizers on the SNP text: the separator 'auto' picks, tokens per SNP at paper scale (unpacked and
+packed in pairs), exact gene spans."""
 
 from __future__ import annotations
 
@@ -66,13 +67,39 @@ def test_paper_scale_tokens_per_snp(tokenizers, paper_layout, name):
         assert per_snp <= TARGETS[name]
 
 
+def test_packed_pairs_meet_the_qwen2_target_at_paper_scale(tokenizers, paper_layout):
+    """Two SNPs per digit, and Qwen2 splits digits one by one: one token per two SNPs, plus the gene headers."""
+    tok = tokenizers["qwen2"]
+    assert resolve_separator("auto", tok, paper_layout, "pairs") == "none"
+    rows = np.random.default_rng(0).integers(0, 3, size=(8, paper_layout.n_snps)).astype(float)
+    texts = [serialize_genome(r, paper_layout, separator="none", packing="pairs").text for r in rows]
+    per_snp = token_stats(texts, paper_layout.n_snps, tok)["tokens_per_snp"]
+    headers = " ".join(f"{g}:" for g in paper_layout.genes)
+    header_tokens = len(tok(headers, add_special_tokens=False)["input_ids"])
+    pairs = np.ceil(np.diff(paper_layout.bounds) / 2).sum()
+    assert per_snp * paper_layout.n_snps - header_tokens == pytest.approx(pairs)
+    assert per_snp <= TARGETS["qwen2"]
+
+
+def test_llama3_style_packed_digits_need_a_separator(tokenizers, paper_layout):
+    """The demo Llama-3 tokenizer learnt merges of 0-2 only: packed digits cut by genotype, and 'none' is refused."""
+    from rgenima_lib.genetics.serialize import separator_cost
+
+    tok = tokenizers["llama3"]
+    assert not separator_cost(tok, paper_layout, "none", packing="pairs")["exact"]
+    assert resolve_separator("auto", tok, paper_layout, "pairs") == "space"
+    with pytest.raises(ValueError, match="does not tokenize exactly"):
+        resolve_separator("none", tok, paper_layout, "pairs")
+
+
+@pytest.mark.parametrize("packing", ["none", "pairs"])
 @pytest.mark.parametrize("name", sorted(TARGETS))
-def test_gene_spans_exact_in_the_prompt(tokenizers, paper_layout, name):
+def test_gene_spans_exact_in_the_prompt(tokenizers, paper_layout, name, packing):
     """No prompt token straddles two genes, and every genotype symbol's token maps to its own gene."""
     tok = tokenizers[name]
     row = np.random.default_rng(1).integers(0, 3, paper_layout.n_snps).astype(float)
     genome = serialize_genome(row, paper_layout, order=np.random.default_rng(2).permutation(paper_layout.n_genes),
-                              separator="none")
+                              separator=resolve_separator("auto", tok, paper_layout, packing), packing=packing)
     enc = encode_prompt(tok, genome.text, True, with_offsets=True)
     start = enc.genome_char_span[0]
     offsets = np.asarray(enc.offsets)

@@ -165,3 +165,29 @@ def test_finetune_waits_for_the_resource_plan_and_a_config_that_cannot_fit_is_re
                                "train:\n  batch_size_per_gpu: 16\n  grad_accum: 1\n  gradient_checkpointing: false\n")
     assert proc.returncode != 0
     assert "train.gradient_checkpointing: true" in proc.stdout and "Job stats" not in proc.stdout
+
+
+def test_every_rule_that_writes_snp_text_passes_the_pipelines_text_settings():
+    """genetics.snp_separator and snp_packing reach every command that writes SNP text: all of them write one text."""
+    import argparse
+    import re
+
+    from rgenima_lib.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    writers = {name for name, p in subparsers.choices.items()
+               if any("--snp-packing" in a.option_strings for a in p._actions)}
+    assert {"attribute", "null-control", "finetune", "predict", "gene-tokens", "snp-text-tokens"} <= writers
+    checked = set()
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.MULTILINE)[1:]:
+            rule = block.split(":", 1)[0].removeprefix("rule ")
+            # finetune starts as "${launch[@]}" finetune (torchrun or rgenima).
+            runs = set(re.findall(r'(?:rgenima|launch\[@\]\}\}\\") ([a-z][a-z0-9-]*)', block)) & writers
+            if not runs:
+                continue
+            checked |= runs
+            for setting, flag in (("snp_separator", "--snp-separator"), ("snp_packing", "--snp-packing")):
+                assert f'{setting}=GEN["{setting}"]' in block, f"rule {rule}: no params.{setting} from the config"
+                assert f"{flag} {{params.{setting}:q}}" in block, f"rule {rule}: {flag} not passed"
+    assert {"attribute", "null-control", "finetune", "predict", "gene-tokens", "snp-text-tokens"} <= checked

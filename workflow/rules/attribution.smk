@@ -34,6 +34,7 @@ rule attribute:
         seed=config["seed"],
         limit=["--limit", ATTR["limit"]] if ATTR["limit"] else [],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
         embeddings=embeddings_arg,
         rit=attribution_encoder_arg,
     threads: 2
@@ -46,7 +47,8 @@ rule attribute:
     shell:
         "rgenima attribute --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} {params.rit:q} "
-        "--snp-separator {params.snp_separator:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--snp-separator {params.snp_separator:q} --snp-packing {params.snp_packing:q} "
+        "--gene-panel {input.gene_panel:q} --rois {input.rois:q} "
         "--fold {wildcards.k:q} --model {wildcards.model:q} --method {params.method:q} "
         "--ig-steps {params.ig_steps:q} --sink {params.sink:q} --answer-rows {params.answer_rows:q} "
         "--gene-orders {params.gene_orders:q} "
@@ -78,6 +80,7 @@ rule faithfulness:
         ig_steps=ATTR["ig_steps"],
         seed=config["seed"],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     threads: 2
     log:
         log_path("attribution", "faithfulness_{model}_{dconfig}"),
@@ -91,7 +94,8 @@ rule faithfulness:
         "--gene-panel {input.gene_panel:q} --rois {input.rois:q} --rit-checkpoint {input.rit_checkpoint:q} "
         "--roi-index {input.roi_index:q} --methods {params.methods:q} --subjects {params.subjects:q} "
         "--ks {params.ks:q} --n-random {params.n_random:q} --ig-steps {params.ig_steps:q} --seed {params.seed:q} "
-        "--snp-separator {params.snp_separator:q} --threads {threads:q} --output {output.table:q} "
+        "--snp-separator {params.snp_separator:q} --snp-packing {params.snp_packing:q} --threads {threads:q} "
+        "--output {output.table:q} "
         "--markdown {output.markdown:q} > {log:q} 2>&1"
 
 
@@ -256,6 +260,8 @@ rule null_control:
         threshold=ATTR["stable_frequency"],
         alpha=ATTR["fdr_alpha"],
         seed=config["seed"],
+        snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     threads: 2
     log:
         log_path("attribution", "null_control"),
@@ -266,6 +272,7 @@ rule null_control:
     shell:
         "rgenima null-control --samples {input.samples:q} --imputed {input.imputed:q} --snps {input.snps:q} "
         "--embeddings {input.embeddings:q} --gene-panel {input.gene_panel:q} --rois {input.rois:q} "
+        "--snp-separator {params.snp_separator:q} --snp-packing {params.snp_packing:q} "
         "--n-seeds {params.n_seeds:q} --seed {params.seed:q} --gene-orders {params.gene_orders:q} {params.limit:q} "
         "--n-boot {params.n_boot:q} --n-perm {params.n_perm:q} --top-genes {params.top_genes:q} "
         "--top-rois {params.top_rois:q} --threshold {params.threshold:q} --alpha {params.alpha:q} "

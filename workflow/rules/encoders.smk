@@ -69,6 +69,7 @@ rule gene_tokens:
         max_length=BASE["max_length"],
         max_copies=BASE["max_copies"],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     threads: BASE["threads"]
     resources:
         mem_mb=4000,
@@ -81,7 +82,8 @@ rule gene_tokens:
     shell:
         "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima gene-tokens --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} {params.text_model:q} --max-length {params.max_length:q} "
-        "--max-copies {params.max_copies:q} --snp-separator {params.snp_separator:q} --threads {threads:q} "
+        "--max-copies {params.max_copies:q} --snp-separator {params.snp_separator:q} "
+        "--snp-packing {params.snp_packing:q} --threads {threads:q} "
         "--output {output:q} > {log:q} 2>&1"
 
 

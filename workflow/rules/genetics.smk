@@ -131,6 +131,7 @@ rule snp_text_tokens:
     params:
         tokenizer=["--tokenizer", GEN["tokenizer_path"]] if GEN["tokenizer_path"] else [],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     log:
         log_path("genetics", "snp_text_tokens"),
     benchmark:
@@ -139,5 +140,6 @@ rule snp_text_tokens:
         conda_env("genetics")
     shell:
         "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 rgenima snp-text-tokens --imputed {input.imputed:q} "
-        "--snps {input.snps:q} {params.tokenizer:q} --snp-separator {params.snp_separator:q} --output {output:q} "
+        "--snps {input.snps:q} {params.tokenizer:q} --snp-separator {params.snp_separator:q} "
+        "--snp-packing {params.snp_packing:q} --output {output:q} "
         "> {log:q} 2>&1"

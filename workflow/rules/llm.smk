@@ -76,6 +76,7 @@ rule finetune:
         attn=LLM["attn_implementation"],
         lora=["--lora"] if LLM["lora"] else [],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
         gene_input=LLM["gene_input"],
         seed=config["seed"],
     threads: LLM["finetune_threads"]
@@ -97,6 +98,7 @@ rule finetune:
         "else launch=(rgenima); ds=(); export OMP_NUM_THREADS={threads:q}; fi; "
         "\"${{launch[@]}}\" finetune --base {input.base:q} --samples {input.samples:q} --imputed {input.imputed:q} "
         "--snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
+        "--snp-packing {params.snp_packing:q} "
         "--connector {params.connector:q} {params.lora:q} --attn-implementation {params.attn:q} "
         "--settings {params.settings:q} \"${{ds[@]}}\" --seed {params.seed:q} --output {output.checkpoint:q} "
         "--gene-input {params.gene_input:q} --history {output.history:q} --summary {output.summary:q} "
@@ -118,6 +120,7 @@ rule predict:
         embeddings=embeddings_arg,
         bf16=["--bf16"] if config["train"]["bf16"] else [],
         snp_separator=GEN["snp_separator"],
+        snp_packing=GEN["snp_packing"],
     threads: 1
     resources:
         gpu=LLM["gpus_per_predict"],
@@ -130,5 +133,6 @@ rule predict:
     shell:
         "OMP_NUM_THREADS={threads:q} rgenima predict --checkpoint {input.checkpoint:q} --samples {input.samples:q} "
         "--imputed {input.imputed:q} --snps {input.snps:q} {params.embeddings:q} --snp-separator {params.snp_separator:q} "
+        "--snp-packing {params.snp_packing:q} "
         "{params.bf16:q} "
         "--output {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
