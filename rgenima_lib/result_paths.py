@@ -94,6 +94,10 @@ TEMPLATES: dict[str, str] = {
     "power": "attribution/power/power.tsv",
     "power_md": "attribution/power/power.md",
     "power_figure": "attribution/power/power.{ext}",
+    "method_dump": "attribution/{model}/{dconfig}/methods/{method}/fold{k}/dump.npz",
+    "method_summary": "attribution/{model}/{dconfig}/methods/{method}/fold{k}/summary.json",
+    "method_recovery": "attribution/{model}/{dconfig}/methods/recovery.tsv",
+    "method_recovery_md": "attribution/{model}/{dconfig}/methods/recovery.md",
     "faithfulness": "attribution/{model}/{dconfig}/faithfulness.tsv",
     "faithfulness_md": "attribution/{model}/{dconfig}/faithfulness.md",
     # figures

@@ -25,7 +25,8 @@ PAPER_MAP = DOCS / "paper_map.md"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 WORKFLOW_FILES = [ROOT / "workflow" / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
 
-RULE = re.compile(r"^[ \t]*(?:rule|checkpoint)[ \t]+(\w+)[ \t]*:", re.MULTILINE)
+RULE = re.compile(r"^[ \t]*(?:(?:rule|checkpoint)[ \t]+(\w+)[ \t]*:|use[ \t]+rule[ \t]+\w+[ \t]+as[ \t]+(\w+))",
+                  re.MULTILINE)
 COMMAND = re.compile(r"`rgenima ([a-z0-9][a-z0-9-]*)`")
 DOTTED = re.compile(r"`(rgenima_lib(?:\.\w+)+)`")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -69,7 +70,8 @@ def anchors(path: Path) -> set[str]:
 
 def workflow_rules() -> set[str]:
     """Every rule and checkpoint defined in the Snakefile and the rule files."""
-    return {name for path in WORKFLOW_FILES for name in RULE.findall(path.read_text(encoding="utf-8"))}
+    return {name for path in WORKFLOW_FILES for pair in RULE.findall(path.read_text(encoding="utf-8"))
+            for name in pair if name}
 
 
 def map_rows() -> list[list[str]]:

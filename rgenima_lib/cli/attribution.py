@@ -8,6 +8,7 @@ enrichment          stable genes x GWAS flag of the panel -> one-sided Fisher te
 attribution-select  dumps -> genes and stage ROIs chosen by significance and by stability selection
 pair-association    genotypes + ROI volumes -> within-stage genotype-volume test of every ROI-gene pair
 attribution-recovery  the above vs the synthetic cohort's truth.json (planted-truth recovery)
+method-recovery     every attribution method's recovery of truth.json, side by side
 null-control        random-init models on real prompts, labels permuted -> false-positive table
 power               simulated cohorts over N and effect size, a linear model -> recovery table + figure
 faithfulness        checkpoints + a fold's first test subjects -> deletion curves of every method vs random
@@ -339,6 +340,35 @@ def cmd_recovery(args: argparse.Namespace) -> None:
                                  "attribution.leak_action: warn to only flag it.")
 
 
+def cmd_method_recovery(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.method_comparison import method_recovery
+
+    require_inputs(args.truth, *args.dumps)
+    if len(args.dumps) % len(args.methods):
+        raise ValueError(f"{len(args.dumps)} dumps for {len(args.methods)} methods: give each method's folds, in order")
+    per = len(args.dumps) // len(args.methods)
+    dumps = {m: load_pooled(args.dumps[i * per:(i + 1) * per]) for i, m in enumerate(args.methods)}
+    for m, d in dumps.items():
+        if d.method != m:
+            raise ValueError(f"the dumps given for {m} were written by {d.method}: {args.dumps}")
+    truth = json.loads(Path(args.truth).read_text())
+    table = method_recovery(truth, dumps, top_genes=args.top_genes, top_rois=args.top_rois, top_pairs=args.top_n,
+                            selections=args.selections, gene_score=args.gene_score, roi_score=args.roi_score,
+                            alpha=args.alpha, seed=args.seed)
+    note = next(iter(dumps.values())).note.rsplit("; attribution:", 1)[0]
+    write_noted_tsv(table, args.output, note, float_format="%.6g")
+    if args.markdown:
+        cols = ["method", "what", "stage", "selection", "n_planted", "n_found", "true_positives", "precision",
+                "recall", "mean_rank_planted", "mean_rank_random"]
+        write_markdown("Every attribution method on the same model and test subjects; top_k ranks the observed "
+                       f"score (k = {args.top_genes} genes, {args.top_rois} ROIs per stage, {args.top_n} pairs per "
+                       "stage).\n\n" + markdown_table(table[cols]), args.markdown, note)
+    for row in table.itertuples():
+        log.info("method-recovery %s %s %s %s: precision %.2f recall %.2f (planted mean rank %.1f vs random %.1f)",
+                 row.method, row.what, row.stage, row.selection, row.precision, row.recall, row.mean_rank_planted,
+                 row.mean_rank_random)
+
+
 def cmd_null_control(args: argparse.Namespace) -> None:
     import tempfile
 
@@ -579,6 +609,23 @@ def register(sub) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_recovery)
+
+    p = sub.add_parser("method-recovery", help="planted-truth recovery of every attribution method, side by side")
+    p.add_argument("--truth", required=True, help="results/synthetic/truth.json")
+    p.add_argument("--methods", nargs="+", required=True, help="the methods, in the order of --dumps")
+    p.add_argument("--dumps", nargs="+", required=True, help="each method's dumps of every fold, method by method")
+    p.add_argument("--selections", nargs="*", choices=["significance", "stability"], default=["significance"],
+                   help="selections beside the observed-score top-k")
+    p.add_argument("--top-genes", type=int, required=True)
+    p.add_argument("--top-rois", type=int, required=True)
+    p.add_argument("--top-n", type=int, required=True, help="pairs per stage counted as found")
+    p.add_argument("--gene-score", choices=["sum", "per_token"], default="per_token")
+    p.add_argument("--roi-score", choices=["mean", "contrast"], default="contrast")
+    p.add_argument("--alpha", type=float, default=0.05, help="BH level of the significance selection")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_method_recovery)
 
     p = sub.add_parser("attribution-select", help="genes and stage ROIs by significance / stability selection")
     p.add_argument("--dumps", nargs="+", required=True, help="attention dumps of every fold of one model")

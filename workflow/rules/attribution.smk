@@ -24,7 +24,7 @@ rule attribute:
         dump=R("attention_dump"),
         summary=R("attention_summary"),
     params:
-        method=ATTR["method"],
+        method=attribution_method,
         ig_steps=ATTR["ig_steps"],
         sink=ATTR["sink"],
         answer_rows=ATTR["answer_rows"],
@@ -54,6 +54,16 @@ rule attribute:
         "--gene-orders {params.gene_orders:q} "
         "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
         "--threads {threads:q} --output {output.dump:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+use rule attribute as attribute_method with:
+    output:
+        dump=R("method_dump"),
+        summary=R("method_summary"),
+    log:
+        log_path("attribution", "attribute_{model}_{dconfig}_{method}_fold{k}"),
+    benchmark:
+        benchmark_path("attribution", "attribute_{model}_{dconfig}_{method}_fold{k}")
 
 
 rule faithfulness:
@@ -379,6 +389,38 @@ if SYNTHETIC:
             "--dumps {input.dumps:q} --gene-dumps {input.gene_dumps:q} --top-n {params.top_n:q} --top-genes {params.top_genes:q} "
             "--top-rois {params.top_rois:q} --voxel-counts {input.voxel_counts:q} --manifest {input.manifest:q} "
             "--leak-bound {params.leak_bound:q} --leak-action {params.leak_action:q} --output {output.table:q} "
+            "--markdown {output.markdown:q} > {log:q} 2>&1"
+
+    rule method_recovery:
+        """Every method of attribution.compare_methods on the same model: its planted-truth recovery, side by side."""
+        input:
+            truth=TRUTH,
+            dumps=method_dumps,
+        output:
+            table=R("method_recovery"),
+            markdown=report(R("method_recovery_md"), category="Interpretability", subcategory="{model} ({dconfig})",
+                            caption="../report/attribution_method_recovery.rst"),
+        params:
+            methods=ATTR["compare_methods"],
+            selections=[m for m in ATTR["selection"] if m != "top_k"],
+            top_n=ATTR["top_pairs"],
+            top_genes=ATTR["top_genes"],
+            top_rois=ATTR["top_rois"],
+            gene_score=ATTR["gene_score"],
+            roi_score=ATTR["roi_score"],
+            alpha=ATTR["fdr_alpha"],
+            seed=config["seed"],
+        log:
+            log_path("attribution", "method_recovery_{model}_{dconfig}"),
+        benchmark:
+            benchmark_path("attribution", "method_recovery_{model}_{dconfig}")
+        conda:
+            conda_env("analysis")
+        shell:
+            "rgenima method-recovery --truth {input.truth:q} --methods {params.methods:q} --dumps {input.dumps:q} "
+            "--selections {params.selections:q} --top-genes {params.top_genes:q} --top-rois {params.top_rois:q} "
+            "--top-n {params.top_n:q} --gene-score {params.gene_score:q} --roi-score {params.roi_score:q} "
+            "--alpha {params.alpha:q} --seed {params.seed:q} --output {output.table:q} "
             "--markdown {output.markdown:q} > {log:q} 2>&1"
 
     rule validate:

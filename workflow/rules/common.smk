@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from rgenima_lib.attribution.methods import ENCODER_METHODS
+from rgenima_lib.attribution.methods import ENCODER_METHODS, METHODS as ATTRIBUTION_METHODS
 from rgenima_lib.cohort.layout import CohortLayout, bids_t1w_path
 from rgenima_lib.imaging.freesurfer import recon_all_command
 from rgenima_lib.imaging.layout import freesurfer_file, freesurfer_job_inputs, imaging_subjects
@@ -261,11 +261,26 @@ def gene_attribution_dumps(wildcards):
     return [R("attention_dump", model=model, dconfig=dconfig, k=k) for k in FOLDS]
 
 
+def attribution_method(wildcards):
+    """The method of an attribution job: its ``method`` wildcard (rule attribute_method), else attribution.method."""
+    return wildcards.get("method", ATTR["method"])
+
+
 def attribution_encoder_input(wildcards):
     """The fold's RiT checkpoint and the ROI index: what the gradient methods run on a model that reads ROI tokens."""
-    if ATTR["method"] not in ENCODER_METHODS or visual_encoder(wildcards.model) is None:
+    if attribution_method(wildcards) not in ENCODER_METHODS or visual_encoder(wildcards.model) is None:
         return {}
     return {"rit_checkpoint": R("encoder_checkpoint", encoder="rit", k=wildcards.k), "roi_index": R("roi_index")}
+
+
+def method_dumps(wildcards):
+    """Every compared method's dumps of one model, fold by fold, method by method (rule method_recovery).
+
+    attribution.method's own are the pipeline's dumps (rule attribute), not a second run of the same attribution.
+    """
+    return [R("attention_dump", model=wildcards.model, dconfig=wildcards.dconfig, k=k) if m == ATTR["method"] else
+            R("method_dump", model=wildcards.model, dconfig=wildcards.dconfig, method=m, k=k)
+            for m in ATTR["compare_methods"] for k in FOLDS]
 
 
 def attribution_encoder_arg(wildcards, input):
@@ -335,4 +350,5 @@ def get_final_output(wildcards=None):
 
 def validation_targets(wildcards=None):
     """What the positive control checks (target validate, config/validate.yaml): each attributed model's recovery."""
-    return [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in ("recovery", "recovery_md")]
+    names = ("recovery", "recovery_md") + (("method_recovery", "method_recovery_md") if ATTR["compare_methods"] else ())
+    return [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in names]

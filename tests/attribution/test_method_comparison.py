@@ -1,0 +1,80 @@
+"""Every method's recovery side by side (rgenima_lib.attribution.method_comparison): a planted method finds the
+planted truth, a noise method does not, and the command refuses dumps of another method."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rgenima_lib.attribution.dump_format import AttentionDump, write_dump
+from rgenima_lib.attribution.method_comparison import method_recovery, observed_ranks
+
+STAGES = ["NC", "SMC", "MCI", "AD"]
+GENES = [f"G{i}" for i in range(20)]
+ROIS = [f"R{i}" for i in range(30)]
+TRUTH = {"causal_genes": [{"gene": "G3"}, {"gene": "G7"}],
+         "stage_rois": {s: [{"roi": "R2"}, {"roi": "R5"}, {"roi": "R11"}] for s in ("SMC", "MCI", "AD")},
+         "roi_gene_pairs": [{"roi": "R5", "gene": "G7", "stages": ["MCI", "AD"]}]}
+
+
+def _dump(method: str, planted: bool, n: int = 80, seed: int = 0) -> AttentionDump:
+    rng = np.random.default_rng(seed)
+    label = np.array(STAGES * (n // 4))
+    genes = rng.normal(0, 1, (n, len(GENES)))
+    rois = rng.normal(0, 1, (n, len(ROIS)))
+    pairs = rng.normal(0, 1, (n, len(ROIS), len(GENES)))
+    if planted:  # the planted items stand out in the diseased stages only (contrast against NC finds them)
+        genes[:, [3, 7]] += 3.0
+        ill = label != "NC"
+        rois[np.ix_(ill, [2, 5, 11])] += 3.0
+        pairs[np.ix_(np.isin(label, ["MCI", "AD"]), [5], [7])] += 3.0
+    return AttentionDump(
+        subjects=np.array([f"011_S_{i:04d}" for i in range(n)]), genes=np.array(GENES), rois=np.array(ROIS),
+        gene_importance=genes, roi_importance=rois, roi_gene=pairs, label=label, predicted=label,
+        probabilities=np.full((n, 4), 0.25), sink_share=np.zeros(n), roi_presence=np.ones((n, len(ROIS)), np.uint8),
+        gene_tokens=np.full((n, len(GENES)), 2), fold=np.zeros(n), meta={"method": method})
+
+
+def test_observed_ranks_are_one_for_the_highest_and_stable_on_ties():
+    np.testing.assert_array_equal(observed_ranks(np.array([0.1, 3.0, 0.1, -1.0])), [2, 1, 3, 4])
+
+
+def test_the_planted_method_recovers_everything_and_the_noise_method_is_ranked_like_random():
+    table = method_recovery(TRUTH, {"integrated_gradients": _dump("integrated_gradients", True),
+                                    "rollout": _dump("rollout", False, seed=1)},
+                            top_genes=2, top_rois=3, top_pairs=1, selections=("significance",))
+    rows = table.set_index(["method", "what", "stage", "selection"])
+    for stage in ("SMC", "MCI", "AD"):
+        hit = rows.loc[("integrated_gradients", "stage ROIs", stage, "top_k")]
+        assert hit.precision == 1.0 and hit.recall == 1.0 and hit.mean_rank_planted == 2.0
+        assert rows.loc[("integrated_gradients", "stage ROIs", stage, "significance")].recall == 1.0
+        miss = rows.loc[("rollout", "stage ROIs", stage, "top_k")]
+        assert miss.recall < 1.0 and miss.mean_rank_planted > 5
+    genes = rows.loc[("integrated_gradients", "causal genes", "all", "top_k")]
+    assert genes.precision == 1.0 and genes.recall == 1.0
+    assert rows.loc[("integrated_gradients", "ROI-gene pairs", "AD", "top_k")].recall == 1.0
+    assert set(table["method"]) == {"integrated_gradients", "rollout"}
+    assert (table["balanced_accuracy"] == 1.0).all()
+
+
+def test_a_method_without_roi_gene_shares_gets_no_pair_rows():
+    dump = _dump("gradient_input", True)
+    dump.roi_gene[:] = 0
+    table = method_recovery(TRUTH, {"gradient_input": dump}, top_genes=2, top_rois=3, top_pairs=1, selections=())
+    assert "ROI-gene pairs" not in set(table["what"]) and "stage ROIs" in set(table["what"])
+
+
+def test_the_command_refuses_dumps_written_by_another_method(tmp_path):
+    write_dump(tmp_path / "a.npz", _dump("rollout", True))
+    (tmp_path / "truth.json").write_text(json.dumps(TRUTH))
+    out = subprocess.run([sys.executable, "-m", "rgenima_lib.cli", "method-recovery", "--truth",
+                          str(tmp_path / "truth.json"), "--methods", "integrated_gradients", "--dumps",
+                          str(tmp_path / "a.npz"), "--top-genes", "2", "--top-rois", "3", "--top-n", "1",
+                          "--output", str(tmp_path / "t.tsv")], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "written by rollout" in out.stderr
+    assert not (tmp_path / "t.tsv").exists()
