@@ -18,6 +18,12 @@ Inputs and baseline, moved together along the straight path x(α) = x' + α (x -
   :func:`~rgenima_lib.genetics.serialize.reference_genome_text`), which tokenizes to the same
   positions, so only the genotype digits move.
 
+The patch embedding (standardisation, then the S³ kernel) is affine in the patch, so the
+straight path in patch space maps onto the straight path between the two patch embeddings z and
+z' and, by the chain rule, Σ over a ROI's voxels of (x - x')·∂f/∂x = Σ_d (z - z')·∂f/∂z: the path
+runs in embedding space, which gives the same per-ROI attributions without the patch kernel and
+its gradient at every path point (per voxel maps are not kept).
+
 Attribution of input i: (x_i - x'_i) · ∫₀¹ ∂f/∂x_i(x(α)) dα, by Gauss–Legendre quadrature with
 ``steps`` points on [0, 1] (the path is steep near the baseline, where every standardised patch
 is 0 and the RiT's tokens are little more than their position embeddings; Gauss–Legendre puts
@@ -52,33 +58,34 @@ def path_points(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1.0) / 2.0, weights / 2.0
 
 
-def _path_gradients(model, encoder, batch_of, presence, volume, x, x0, e, e0, v, alphas, weights, chunk):
-    """∫₀¹ of ∂f/∂patches float[N, S, S, S], ∂f/∂embeddings float[T, hidden] and ∂f/∂volume float[N] (quadrature).
+def _path_gradients(model, encoder, batch_of, presence, volume, z, z0, e, e0, v, alphas, weights, chunk):
+    """∫₀¹ of ∂f/∂(patch embeddings) float[N, d], ∂f/∂embeddings float[T, hidden] and ∂f/∂volume float[N].
 
-    ``batch_of(n)``: the sample's AnswerBatch repeated n times; x, x0: float[1, N, S, S, S];
-    e, e0: float[1, T, hidden]; presence bool[1, N], volume float[1, N]; v: the standardised volume
-    float[1, N] (baseline 0) or None where the RiT reads no volume; alphas, weights float[steps].
+    ``batch_of(n)``: the sample's AnswerBatch repeated n times; z, z0: the patch embeddings of the
+    patches and of their baseline, float[1, N, d]; e, e0: float[1, T, hidden]; presence bool[1, N],
+    volume float[1, N]; v: the standardised volume float[1, N] (baseline 0) or None where the RiT
+    reads no volume; alphas, weights float[steps].
     """
-    gx, ge = torch.zeros_like(x[0]), torch.zeros_like(e[0])
+    gz, ge = torch.zeros_like(z[0]), torch.zeros_like(e[0])
     gv = torch.zeros_like(v[0]) if v is not None else None
     for start in range(0, len(alphas), chunk):
         a, w = alphas[start:start + chunk], weights[start:start + chunk]
         n = len(a)
-        xa = (x0 + a.view(-1, 1, 1, 1, 1) * (x - x0)).detach().requires_grad_()
+        za = (z0 + a.view(-1, 1, 1) * (z - z0)).detach().requires_grad_()
         ea = (e0 + a.view(-1, 1, 1) * (e - e0)).detach().requires_grad_()
-        leaves = [xa, ea]
+        leaves = [za, ea]
         va = None
         if v is not None:
             va = (a.view(-1, 1) * v).detach().requires_grad_()
             leaves.append(va)
-        tokens = encode_tokens(encoder, xa, presence.expand(n, -1), volume.expand(n, -1), standardized_volume=va)
-        f = label_logprob(model, batch_of(n), tokens, ea)
+        tokens = encoder.encode_embedded(za, presence.expand(n, -1), volume.expand(n, -1), standardized_volume=va)
+        f = label_logprob(model, batch_of(n), tokens.reshape(-1, tokens.shape[-1]), ea)
         grads = torch.autograd.grad(f.sum(), leaves)
-        gx += (w.view(-1, 1, 1, 1, 1) * grads[0]).sum(0)
+        gz += (w.view(-1, 1, 1) * grads[0]).sum(0)
         ge += (w.view(-1, 1, 1) * grads[1]).sum(0)
         if v is not None:
             gv += (w.view(-1, 1) * grads[2]).sum(0)
-    return gx, ge, gv
+    return gz, ge, gv
 
 
 def integrated_gradients_batch(model, image: ImageInputs, samples, spans_list, genes: Sequence[str],
@@ -135,9 +142,11 @@ def integrated_gradients_batch(model, image: ImageInputs, samples, spans_list, g
                 repeated[n] = answer_batch(model, [sample] * n, [spans] * n, genes, [answer] * n)
             return repeated[n]
 
-        gx, ge, gv = _path_gradients(model, image.encoder, batch_of, patches["presence"], patches["volume"], x, x0,
+        with torch.no_grad():
+            z, z0 = (image.encoder.embed_patches(p, patches["presence"].bool()) for p in (x, x0))
+        gz, ge, gv = _path_gradients(model, image.encoder, batch_of, patches["presence"], patches["volume"], z, z0,
                                      e, e0, v, alphas, weights, chunk)
-        roi = ((x[0] - x0[0]) * gx).flatten(1).sum(1)
+        roi = ((z[0] - z0[0]) * gz).sum(-1)
         if gv is not None:
             roi = roi + v[0] * gv
         roi = roi.detach().cpu().numpy()

@@ -228,3 +228,29 @@ def test_integrated_gradients_attribute_the_volumes_a_volume_reading_rit_uses(mo
     np.testing.assert_allclose(got.roi_importance[:, 4], total, rtol=0.05)  # the patches are at their baseline
     grad_input = attribute_batch("gradient_input", model, image, samples, spans, GENES, ["MCI", "AD"])
     assert np.abs(grad_input.roi_importance[:, 4]).min() > 0
+
+
+def test_integrated_gradients_in_embedding_space_equal_the_patch_space_path(model, encoder):
+    """The patch embedding is affine: IG over the patch embeddings gives each ROI exactly the patch-space IG."""
+    from rgenima_lib.attribution.end_to_end import answer_batch, encode_tokens, label_logprob
+    from rgenima_lib.attribution.integrated_gradients import path_points
+
+    samples, spans, image = _cohort(encoder, n=1)
+    sample, steps = samples[0], 8
+    patches = image.patches([sample.subject])
+    x = patches["rois"]
+    x0 = torch.where(patches["presence"].bool().view(1, -1, 1, 1, 1), encoder.input_mean, x)
+    ref = PromptSample(sample.subject, reference_genome_text(sample.genome_text, spans[0]), "NC", sample.visual,
+                       sample.presence)
+    batch = answer_batch(model, [ref], spans, GENES, ["AD"])  # genes at the baseline: only the patches move
+    alphas, weights = path_points(steps)
+    grad = torch.zeros_like(x)
+    for a, w in zip(alphas, weights):
+        xa = (x0 + float(a) * (x - x0)).requires_grad_()
+        f = label_logprob(model, batch, encode_tokens(encoder, xa, patches["presence"], patches["volume"]))
+        grad += float(w) * torch.autograd.grad(f.sum(), xa)[0]
+    expected = ((x - x0) * grad)[0].flatten(1).sum(1).numpy()
+    genes_at_baseline = attribute_batch("integrated_gradients", model, image, [ref], spans, GENES, ["AD"],
+                                        ig_steps=steps)
+    np.testing.assert_allclose(genes_at_baseline.roi_importance[0], expected, rtol=1e-3, atol=1e-6)
+    assert np.abs(expected).max() > 1e-4, "degenerate test: the patches do not move f"

@@ -18,6 +18,8 @@ rule pretrain_encoder:
         settings=lambda w: settings_json({**ENC[w.encoder], "embed_batch_size": ENC["embed_batch_size"]}),
         seed=config["seed"],
     threads: ENC["threads"]
+    # the R-GenIMA chain (RiT -> tokens -> fine-tuning -> attribution) is the longest path: start it first
+    priority: 10
     resources:
         mem_mb=ENC["mem_mb"],
     log:
@@ -43,6 +45,7 @@ rule embed:
     params:
         batch=ENC["embed_batch_size"],
     threads: ENC["threads"]
+    priority: 10
     resources:
         mem_mb=ENC["mem_mb"],
     log:
