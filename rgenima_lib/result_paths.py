@@ -94,6 +94,8 @@ TEMPLATES: dict[str, str] = {
     "power": "attribution/power/power.tsv",
     "power_md": "attribution/power/power.md",
     "power_figure": "attribution/power/power.{ext}",
+    "power_llm_check": "attribution/{model}/{dconfig}/power_llm_check.tsv",
+    "power_llm_check_md": "attribution/{model}/{dconfig}/power_llm_check.md",
     "method_dump": "attribution/{model}/{dconfig}/methods/{method}/fold{k}/dump.npz",
     "method_summary": "attribution/{model}/{dconfig}/methods/{method}/fold{k}/summary.json",
     "method_recovery": "attribution/{model}/{dconfig}/methods/recovery.tsv",

@@ -151,6 +151,97 @@ def cross_fitted_attributions(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, s
     return terms, predicted
 
 
+def gene_terms(terms: np.ndarray, y: np.ndarray, snp_gene: np.ndarray, genes) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject and gene, the summed |logit term| of its true class over the gene's SNPs.
+
+    Parameters
+    ----------
+    terms : float[N, K, M]
+        :func:`cross_fitted_attributions` over the M SNP columns.
+    y : int[N]
+    snp_gene : str[M]
+    genes : sequence of str, length G
+
+    Returns
+    -------
+    importance : float32[N, G]
+    tokens : float32[N, G]
+        SNPs per gene (the ``per_token`` score's denominator, as an LLM's tokens per gene).
+    """
+    gene_index = {g: i for i, g in enumerate(genes)}
+    member = np.zeros((len(snp_gene), len(genes)), np.float32)
+    member[np.arange(len(snp_gene)), [gene_index[g] for g in snp_gene]] = 1.0
+    own = np.abs(terms[np.arange(len(y)), y])
+    return own @ member, np.broadcast_to(member.sum(0), (len(y), len(genes)))
+
+
+def linear_gene_ranking(dosage: np.ndarray, snp_gene: np.ndarray, stages, genes, *, gene_score: str = "per_token",
+                        seed: int = 0) -> pd.DataFrame:
+    """The power simulation's model on a real data set: genes ranked by its cross-fitted attributions.
+
+    Parameters
+    ----------
+    dosage : float[N, M]
+        Minor-allele dosages (NaN: missing, set to the SNP's mean).
+    snp_gene : str[M]
+    stages : str[N]
+    genes : sequence of str
+    gene_score : {"sum", "per_token"}
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        gene, mean_score, rank (1 = highest); and the model's accuracy in ``attrs["accuracy"]``.
+    """
+    x = np.asarray(dosage, np.float64)
+    x = np.where(np.isnan(x), np.nanmean(x, 0), x)
+    y = np.array([STAGES.index(s) for s in stages])
+    terms, predicted = cross_fitted_attributions(x, y, seed=seed)
+    importance, tokens = gene_terms(terms, y, np.asarray(snp_gene), genes)
+    score = gene_scores(importance, tokens, gene_score).astype(np.float64).mean(0)
+    table = pd.DataFrame({"gene": list(genes), "mean_score": score})
+    table = table.sort_values(["mean_score", "gene"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    table.attrs["accuracy"] = float((predicted == y).mean())
+    return table
+
+
+def ranking_agreement(llm: pd.DataFrame, linear: pd.DataFrame, causal, k: int) -> pd.DataFrame:
+    """How well the LLM's gene ranking agrees with the linear model's on the same subjects.
+
+    Parameters
+    ----------
+    llm, linear : DataFrame
+        gene, rank (:func:`dump_gene_ranking`, :func:`linear_gene_ranking`).
+    causal : sequence of str
+        The planted genes.
+    k : int
+        Top-k compared (e.g. the number of planted genes).
+
+    Returns
+    -------
+    DataFrame
+        One row per gene (gene, causal, llm_rank, linear_rank), with the summary in ``attrs``:
+        ``spearman`` (rank correlation over all genes), ``top_k_overlap`` (shared genes among both
+        top k, over k), and the causal genes' mean rank under each.
+    """
+    from scipy.stats import spearmanr
+
+    merged = llm[["gene", "rank"]].rename(columns={"rank": "llm_rank"}).merge(
+        linear[["gene", "rank"]].rename(columns={"rank": "linear_rank"}), on="gene", how="inner")
+    merged.insert(1, "causal", merged["gene"].isin(set(causal)))
+    top_llm = set(merged.nsmallest(k, "llm_rank")["gene"])
+    top_linear = set(merged.nsmallest(k, "linear_rank")["gene"])
+    merged = merged.sort_values("linear_rank", kind="stable").reset_index(drop=True)
+    c = merged[merged["causal"]]
+    merged.attrs.update({"spearman": float(spearmanr(merged["llm_rank"], merged["linear_rank"]).statistic),
+                         "top_k_overlap": len(top_llm & top_linear) / k, "k": k,
+                         "causal_mean_rank_llm": float(c["llm_rank"].mean()),
+                         "causal_mean_rank_linear": float(c["linear_rank"].mean()), "n_genes": len(merged)})
+    return merged
+
+
 def _precision_recall(planted, found) -> dict:
     planted, found = set(planted), set(found)
     tp = len(planted & found)
@@ -174,12 +265,7 @@ def recover_planted(cohort: dict, genes, rois, *, gene_score: str = "per_token",
     terms, predicted = cross_fitted_attributions(x, y, seed=seed)
     accuracy = float((predicted == y).mean())
     n_snps = len(variants)
-    own = np.abs(terms[np.arange(len(y)), y, :n_snps])
-    snp_gene = variants["gene"].to_numpy()
-    gene_index = {g: i for i, g in enumerate(genes)}
-    member = np.zeros((n_snps, len(genes)), np.float32)
-    member[np.arange(n_snps), [gene_index[g] for g in snp_gene]] = 1.0
-    importance, tokens = own @ member, np.broadcast_to(member.sum(0), (len(y), len(genes)))
+    importance, tokens = gene_terms(terms[:, :, :n_snps], y, variants["gene"].to_numpy(), genes)
     rows = []
     top = bootstrap_genes(importance, genes, n_boot=n_boot, top_k=top_genes, seed=seed, tokens=tokens,
                           score=gene_score)

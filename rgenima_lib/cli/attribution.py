@@ -11,6 +11,7 @@ attribution-recovery  the above vs the synthetic cohort's truth.json (planted-tr
 method-recovery     every attribution method's recovery of truth.json, side by side
 null-control        random-init models on real prompts, labels permuted -> false-positive table
 power               simulated cohorts over N and effect size, a linear model -> recovery table + figure
+power-llm-check     that linear model's gene ranking beside an LLM's on the same subjects
 faithfulness        checkpoints + a fold's first test subjects -> deletion curves of every method vs random
 
 Tables are TSV; when the model is the demo LLM their first line is the
@@ -449,6 +450,42 @@ def cmd_power(args: argparse.Namespace) -> None:
     log.info("power: %.0f s", time.perf_counter() - start)
 
 
+def cmd_power_llm_check(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.power import dump_gene_ranking, linear_gene_ranking, ranking_agreement
+    from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
+
+    require_inputs(args.truth, args.genotypes, args.snps, *args.dumps)
+    dump = load_pooled(args.dumps)
+    geno = load_genotypes(args.genotypes)
+    row = {s: i for i, s in enumerate(np.asarray(geno["subjects"]).astype(str))}
+    missing = [s for s in dump.subjects if s not in row]
+    if missing:
+        raise InputDataError(f"{len(missing)} attributed subjects have no genotypes, e.g. {missing[0]}.",
+                             path=args.genotypes, fix="pass the genotype matrix the attributed model was trained from.")
+    snps = read_snps(args.snps)
+    column = {s: j for j, s in enumerate(np.asarray(geno["snps"]).astype(str))}
+    dosage = np.asarray(geno["dosage"], np.float64)[np.ix_([row[s] for s in dump.subjects],
+                                                           [column[s] for s in snps["snp"]])]
+    linear = linear_gene_ranking(dosage, snps["gene"].to_numpy(), dump.label, list(dump.genes),
+                                 gene_score=args.gene_score, seed=args.seed)
+    llm = dump_gene_ranking(dump, args.gene_score)
+    causal = [c["gene"] for c in json.loads(Path(args.truth).read_text()).get("causal_genes", [])]
+    table = ranking_agreement(llm, linear, causal, k=args.top_k or len(causal))
+    a = table.attrs
+    note = (f"{dump.n_subjects} subjects; the power simulation's linear model (2-fold cross-fitted, SNP dosages) "
+            f"beside the LLM's {dump.method} ranking; gene score {args.gene_score}")
+    write_noted_tsv(table, args.output, note)
+    summary = (f"Spearman rank correlation {a['spearman']:.2f} over {a['n_genes']} genes; top-{a['k']} overlap "
+               f"{a['top_k_overlap']:.2f}; planted genes' mean rank {a['causal_mean_rank_llm']:.1f} (LLM) vs "
+               f"{a['causal_mean_rank_linear']:.1f} (linear model, accuracy {linear.attrs['accuracy']:.3f}); "
+               f"random {(a['n_genes'] + 1) / 2:.1f}.")
+    if args.markdown:
+        write_markdown(summary + "\n\n" + markdown_table(table[table["causal"] | (table["linear_rank"] <= a["k"])
+                                                                 | (table["llm_rank"] <= a["k"])]),
+                       args.markdown, note)
+    log.info("power-llm-check: %s", summary)
+
+
 # ----------------------------------------------------------------------------- faithfulness
 def cmd_faithfulness(args: argparse.Namespace) -> None:
     import torch
@@ -626,6 +663,18 @@ def register(sub) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--markdown")
     p.set_defaults(func=cmd_method_recovery)
+
+    p = sub.add_parser("power-llm-check", help="the power model's gene ranking beside an LLM's, same subjects")
+    p.add_argument("--dumps", nargs="+", required=True, help="the LLM's attention dumps of every fold")
+    p.add_argument("--genotypes", required=True, help="genetics/genotypes.npz")
+    p.add_argument("--snps", required=True, help="genetics/snps.tsv")
+    p.add_argument("--truth", required=True, help="results/synthetic/truth.json (the planted genes)")
+    p.add_argument("--gene-score", choices=["sum", "per_token"], default="per_token")
+    p.add_argument("--top-k", type=int, help="top genes compared (default: the number of planted genes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True)
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_power_llm_check)
 
     p = sub.add_parser("attribution-select", help="genes and stage ROIs by significance / stability selection")
     p.add_argument("--dumps", nargs="+", required=True, help="attention dumps of every fold of one model")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from rgenima_lib.attribution.power import dump_gene_ranking, power_simulation, power_summary, scaled_effects
 from rgenima_lib.attribution.synthetic_dump import synthetic_dump
@@ -40,3 +42,23 @@ def test_dump_gene_ranking_puts_planted_genes_first():
     dump = synthetic_dump(100, genes, ["R0", "R1"], planted_genes=["G5", "G9"], effect=1.0, seed=1)
     ranking = dump_gene_ranking(dump)
     assert set(ranking.head(2)["gene"]) == {"G5", "G9"} and isinstance(ranking, pd.DataFrame)
+
+
+def test_the_linear_ranking_finds_a_planted_gene_and_agrees_with_an_identical_llm_ranking():
+    from rgenima_lib.attribution.power import linear_gene_ranking, ranking_agreement
+
+    rng = np.random.default_rng(3)
+    n, genes = 600, ["G0", "G1", "G2", "G3"]
+    snp_gene = np.repeat(genes, 3)
+    dosage = rng.binomial(2, 0.3, (n, len(snp_gene))).astype(float)
+    dosage[rng.random(dosage.shape) < 0.02] = np.nan  # missing calls are set to the SNP's mean
+    liability = 1.5 * np.nan_to_num(dosage[:, 7], nan=0.6) + rng.normal(0, 1, n)  # G2's second SNP drives the stage
+    stages = np.array(["NC", "SMC", "MCI", "AD"])[np.digitize(liability, np.quantile(liability, [0.25, 0.5, 0.75]))]
+    linear = linear_gene_ranking(dosage, snp_gene, stages, genes, gene_score="sum")
+    assert linear.iloc[0]["gene"] == "G2" and linear.attrs["accuracy"] > 0.3
+    same = ranking_agreement(linear, linear, ["G2"], k=1)
+    assert same.attrs["spearman"] == pytest.approx(1.0) and same.attrs["top_k_overlap"] == 1.0
+    reversed_ = linear.assign(rank=len(linear) + 1 - linear["rank"])
+    other = ranking_agreement(reversed_, linear, ["G2"], k=1)
+    assert other.attrs["spearman"] == pytest.approx(-1.0) and other.attrs["top_k_overlap"] == 0.0
+    assert other.attrs["causal_mean_rank_llm"] == len(genes) and other.attrs["causal_mean_rank_linear"] == 1

@@ -423,6 +423,31 @@ if SYNTHETIC:
             "--alpha {params.alpha:q} --seed {params.seed:q} --output {output.table:q} "
             "--markdown {output.markdown:q} > {log:q} 2>&1"
 
+    rule power_llm_check:
+        """The power simulation's linear model beside an LLM's gene ranking on the same subjects (one N: the cohort's)."""
+        input:
+            truth=TRUTH,
+            dumps=attribution_dumps,
+            genotypes=R("genotypes"),
+            snps=R("snps"),
+        output:
+            table=R("power_llm_check"),
+            markdown=report(R("power_llm_check_md"), category="Interpretability", subcategory="Power",
+                            caption="../report/attribution_power_llm_check.rst"),
+        params:
+            gene_score=ATTR["gene_score"],
+            seed=config["seed"],
+        log:
+            log_path("attribution", "power_llm_check_{model}_{dconfig}"),
+        benchmark:
+            benchmark_path("attribution", "power_llm_check_{model}_{dconfig}")
+        conda:
+            conda_env("analysis")
+        shell:
+            "rgenima power-llm-check --dumps {input.dumps:q} --genotypes {input.genotypes:q} --snps {input.snps:q} "
+            "--truth {input.truth:q} --gene-score {params.gene_score:q} --seed {params.seed:q} "
+            "--output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
+
     rule validate:
         """The positive control (config/validate.yaml, docs/validation.md): every attributed model's recovery table."""
         input:

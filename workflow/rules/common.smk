@@ -351,4 +351,8 @@ def get_final_output(wildcards=None):
 def validation_targets(wildcards=None):
     """What the positive control checks (target validate, config/validate.yaml): each attributed model's recovery."""
     names = ("recovery", "recovery_md") + (("method_recovery", "method_recovery_md") if ATTR["compare_methods"] else ())
-    return [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in names]
+    targets = [R(name, model=m, dconfig=ATTR_DCONFIG) for m in ATTR_MODELS for name in names]
+    # the power model's ranking checked against the LLM that gives the genes, at the cohort's N
+    return targets + [R(name, model=model, dconfig=dconfig) for model, dconfig in
+                      sorted({gene_attribution_model(m) for m in ATTR_MODELS})
+                      for name in ("power_llm_check", "power_llm_check_md")]
