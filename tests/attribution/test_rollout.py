@@ -236,7 +236,7 @@ def test_blockwise_rollout_beside_sdpa_equals_the_eager_pass(arch_model, sink):
     """Qwen2 and Llama, GQA, padding, an absent ROI, blocks of 5 rows: the state of the eager pass to 1e-5."""
     batch, valid, sink_index, columns = _padded_batch(arch_model)
     heads, width = arch_model.causal_lm.config.num_attention_heads, valid.shape[1]
-    blockwise = StreamingRollout(columns, valid, sink_index, sink, chunk_elements=2 * heads * width * 5)
+    blockwise = StreamingRollout(columns, valid, sink_index, sink, block_rows=5)
     eager = StreamingRollout(columns, valid, sink_index, sink)
     got = _final_state(arch_model, batch, blockwise, rollout_attention)
     want = _final_state(arch_model, batch, eager, eager_rollout_hooks)
@@ -268,7 +268,7 @@ def test_blockwise_layer_output_is_sdpas(causal, padded):
     module = SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=causal)
     want, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=d ** -0.5)
     for rows in (1, 5, t):
-        tracker = StreamingRollout(torch.rand(b, t, 3), valid, chunk_elements=b * heads * t * rows)
+        tracker = StreamingRollout(torch.rand(b, t, 3), valid, block_rows=rows)
         got = tracker.fold_attention(q, k, v, mask, d ** -0.5, causal=causal)
         assert got.shape == want.shape and torch.isfinite(got).all()
         torch.testing.assert_close(got, want, atol=5e-6, rtol=0)
@@ -288,11 +288,10 @@ def test_the_rollout_pass_runs_the_network_scoring_runs(arch_model):
 
 def test_block_size_does_not_change_the_rollout(arch_model):
     batch, valid, sink_index, columns = _padded_batch(arch_model)
-    heads, width = arch_model.causal_lm.config.num_attention_heads, valid.shape[1]
-    states = [_final_state(arch_model, batch, StreamingRollout(columns, valid, sink_index, "exclude",
-                                                               chunk_elements=2 * heads * width * rows),
+    width = valid.shape[1]
+    states = [_final_state(arch_model, batch, StreamingRollout(columns, valid, sink_index, "exclude", block_rows=rows),
                            rollout_attention)
-              for rows in (1, 7, width)]
+              for rows in (1, 7, width, 4 * width)]  # a block of the whole layer, and one clipped to it
     for state in states[1:]:
         torch.testing.assert_close(state, states[0], atol=1e-6, rtol=0)
 
@@ -320,7 +319,7 @@ def test_no_per_head_t_by_t_tensor_exists_in_the_rollout_pass(model):
 
     seen = {}
     for name, passes in (("blockwise", rollout_attention), ("eager", eager_rollout_hooks)):
-        tracker = StreamingRollout(columns, valid, sink_index, chunk_elements=2 * heads * width * 8)
+        tracker = StreamingRollout(columns, valid, sink_index, block_rows=8)
         spy = SquareFloatTensors()
         spy.shapes = set()
         with spy:
