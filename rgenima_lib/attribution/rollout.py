@@ -1,4 +1,4 @@
-"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer at SDPA cost (paper 2.2–2.4, 4.3).
+"""Attention rollout (Abnar & Zuidema 2020), streamed layer by layer beside the forward pass (paper 2.2–2.4, 4.3).
 
 Per layer l the head-mean attention Ā_l (float[T, T]) is mixed with the
 residual path and renormalised,
@@ -24,17 +24,27 @@ the result is exact (not an approximation).
 
 How a layer is seen (:func:`rollout_attention`). The pass runs under an
 attention implementation of its own, registered in the Hugging Face
-``AttentionInterface``: each layer's output comes from SDPA, as in scoring,
-and from the same post-rotary queries and keys Ā is rebuilt a block of query
-rows at a time, softmax(q kᵀ · scaling + mask) averaged over the heads (kv heads
-repeated for grouped-query attention). Row i of Â_l X needs only row i of Â_l,
-so each block is mixed, multiplied into the old X and dropped; X is replaced
-once the layer's last block is done. Under causal attention a block of rows
-i < b needs keys j < b only. The per-head weights therefore exist for one
-block (``StreamingRollout.chunk_elements`` numbers), never as H × T × T, and
-no float32 copy of a whole layer is made. :func:`eager_rollout_hooks` is the
-eager reference it replaces (forward hooks on eager attention, one whole layer
-at a time) and gives the same numbers.
+``AttentionInterface`` (:meth:`StreamingRollout.fold_attention`). A layer is
+taken a block of query rows at a time: from the post-rotary queries and keys
+the per-head probabilities P = softmax(q kᵀ · scaling + mask) of the block are
+formed once and used twice, P V for the layer's output rows and their sum over
+the heads for the rows of Ā. So each layer has one QK product and one softmax,
+as attention itself has, plus the product of the block of Ā with the state;
+the output equals SDPA's up to float rounding (measured at most 2e-6 on
+outputs of order 1, and 2e-7 on the logits; the tests check it), and the
+scoring and prediction passes keep SDPA. Under grouped-query attention each
+kv head's keys and values serve its group of query heads in one product, not
+repeated. Row i of Â_l X needs only row i of Â_l, so each block is mixed,
+multiplied into the old X and dropped; the block reads a snapshot of the old
+X, which is therefore overwritten block by block. Under causal attention a
+block of rows i < b needs keys j < b only. The per-head probabilities exist
+for one block (``StreamingRollout.block_rows`` query rows), never as
+H × T × T, and no float32 copy of a whole layer's attention is made.
+:func:`eager_rollout_hooks` is the eager reference it replaces (forward hooks
+on eager attention, one whole layer at a time) and gives the same numbers.
+At 8k tokens and 28 layers of the benchmark's demo model (one thread) the pass
+takes 1.65× an SDPA forward at 1.11× its peak memory (``rgenima_lib.bench.bench_rollout``,
+``--full``); what it adds to attention's own work is mainly the product with X.
 
 Why column sums and not rows (docs/design.md, "Attention rollout"): bottom-up
 (the order the forward pass visits the layers) rows cannot be restricted, because under
@@ -139,44 +149,6 @@ def full_rollout(attentions, valid: torch.Tensor | None = None, sink_index: torc
     return rollout
 
 
-def head_mean_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, first_row: int,
-                   n_rows: int, causal: bool) -> torch.Tensor:
-    """Rows of one layer's head-mean attention Ā, from its queries and keys (what eager attention computes).
-
-    Parameters
-    ----------
-    query : float[B, H, T, d]
-        Post-rotary queries, already multiplied by the attention's scaling, in the dtype of the
-        result (float32 even for a bfloat16 model: the softmax runs in place in it).
-    key : float[B, H, T, d]
-        Post-rotary keys, kv heads already repeated to H (grouped-query attention), same dtype.
-    mask : bool or float[B, 1 or H, T, T], optional
-        SDPA's mask (True = attend) or an additive one; None means plain causal (no padding).
-    first_row, n_rows : int
-        The block of query rows.
-    causal : bool
-        Keys after the block's last row get no weight: leave them out (exact, and half the work).
-
-    Returns
-    -------
-    float[B, n_rows, W]
-        W = first_row + n_rows when causal, else T. Per-head weights exist only for this block
-        (float[B, H, n_rows, W]), never for the whole layer. A row with every key masked is NaN.
-    """
-    stop = first_row + n_rows
-    width = stop if causal else key.shape[2]
-    logits = torch.matmul(query[:, :, first_row:stop], key[:, :, :width].transpose(2, 3))
-    if mask is None:
-        if causal:  # keys before the block are all visible: only its own triangle is masked
-            future = torch.ones(n_rows, n_rows, dtype=torch.bool, device=logits.device).triu_(1)
-            logits[..., first_row:stop].masked_fill_(future, float("-inf"))
-    elif mask.dtype == torch.bool:
-        logits.masked_fill_(~mask[:, :, first_row:stop, :width], float("-inf"))
-    else:
-        logits.add_(mask[:, :, first_row:stop, :width])
-    return torch.softmax(logits, dim=-1, out=logits).mean(dim=1)  # in place: one block buffer, not two
-
-
 class StreamingRollout:
     """Carries X = Â_l ⋯ Â_1 M through the layers, one layer (or one block of a layer's rows) at a time.
 
@@ -191,9 +163,11 @@ class StreamingRollout:
     sink : {"exclude", "keep", "per_layer"}
     dtype : torch.dtype
         Accumulation dtype (float32 matches float64 to ~1e-7 here).
-    chunk_elements : int
-        Budget for one block of per-head weights (B · H · rows · T numbers) in :meth:`fold_attention`:
-        the block has ``max(1, chunk_elements // (B · H · T))`` rows.
+    block_rows : int
+        Query rows of one block in :meth:`fold_attention`, whose per-head probabilities are
+        B · H · rows · W numbers (W <= T keys). The block grows with T as the forward pass's own
+        activations do. 64 is the fastest here at 2k and at 8k tokens (4 heads, one thread): fewer
+        rows make the products with the state thin, more make a block outgrow the cache.
 
     Attributes
     ----------
@@ -202,22 +176,24 @@ class StreamingRollout:
     n_layers : int
         Layers seen.
     largest_block : tuple of int
-        Largest per-head weight block (B, H, rows, keys) :meth:`fold_attention` has formed.
+        Largest block of per-head probabilities (B, H, rows, keys) :meth:`fold_attention` has formed.
     """
 
     def __init__(self, columns: torch.Tensor, valid: torch.Tensor | None = None,
                  sink_index: torch.Tensor | None = None, sink: str = "exclude", dtype: torch.dtype = torch.float32,
-                 chunk_elements: int = 2 ** 20):
+                 block_rows: int = 64):
         if sink not in SINK_MODES:
             raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
         if sink == "per_layer" and sink_index is None:
             raise ValueError("sink='per_layer' needs sink_index")
-        self.state = columns.to(dtype=dtype, copy=True)  # folded in place by fold_rows
+        self.state = columns.to(dtype=dtype, copy=True)  # overwritten block by block, never aliased
         self.valid = valid
         self.sink_index = sink_index
         self.sink = sink
         self.dtype = dtype
-        self.chunk_elements = int(chunk_elements)
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be positive, not {block_rows}")
+        self.block_rows = int(block_rows)
         self.n_layers = 0
         self.largest_block: tuple[int, ...] = (0, 0, 0, 0)
 
@@ -285,16 +261,19 @@ class StreamingRollout:
         self.n_layers += 1
 
     def _mixed_rows(self, bar: torch.Tensor, first_row: int, snapshot: torch.Tensor,
-                    own: torch.Tensor) -> torch.Tensor:
+                    own: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Rows first_row .. first_row + r - 1 of Â X (see :meth:`fold_rows`).
 
         Parameters
         ----------
         bar : float[B, r, W]
+            The rows of Ā, or of Ā / ``scale`` (the head sum rather than the mean).
         snapshot : float[B, T, K + 1]
             [X ⊙ w, w] of the layer's old X.
         own : float[B, r, K]
             The same rows of the old X (the identity part).
+        scale : float
+            Ā = scale · bar; applied to the product (r · (K + 1) numbers), not to the block.
 
         Returns
         -------
@@ -302,12 +281,15 @@ class StreamingRollout:
         """
         n_rows, width = bar.shape[1:]
         product = torch.bmm(bar, snapshot[:, :width])  # [B, r, K + 1]: (a X, m) per row
+        if scale != 1.0:
+            product.mul_(scale)
         if self.sink == "per_layer":  # the sink still attends to itself
             for b in torch.nonzero((self.sink_index >= first_row) & (self.sink_index < first_row + n_rows)).flatten():
                 sink = int(self.sink_index[b])
                 kept = 1.0 if self.valid is None else float(self.valid[b, sink])
-                product[b, sink - first_row, :-1] += bar[b, sink - first_row, sink] * kept * own[b, sink - first_row]
-                product[b, sink - first_row, -1] += bar[b, sink - first_row, sink] * kept
+                own_weight = bar[b, sink - first_row, sink] * scale * kept
+                product[b, sink - first_row, :-1] += own_weight * own[b, sink - first_row]
+                product[b, sink - first_row, -1] += own_weight
         product.nan_to_num_(nan=0.0)  # a query with every key masked (padding)
         if self.valid is not None:
             product.mul_(self.valid[:, first_row:first_row + n_rows, None].to(product.dtype))
@@ -317,35 +299,91 @@ class StreamingRollout:
             spread, mass = spread / norm, mass / norm
         return (0.5 * spread + 0.5 * own) / (0.5 * mass + 0.5)
 
-    def fold_attention(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
-                       causal: bool = True) -> None:
-        """Fold one layer into the state from its queries and keys, a block of rows at a time.
+    def fold_attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       mask: torch.Tensor | None, scaling: float, causal: bool = True) -> torch.Tensor:
+        """Fold one layer into the state and return its attention output, one softmax per block of rows.
+
+        Per block of query rows the per-head probabilities P = softmax(q kᵀ · scaling + mask) are formed
+        once and used twice: P V is the layer's output for those rows, and their sum over the heads
+        is the block of H · Ā that :meth:`_mixed_rows` folds in. So the pass costs one QK product and
+        one softmax per layer, as attention itself does, plus the product Ā [X ⊙ w, w].
 
         Parameters
         ----------
-        query, key : float[B, H, T, d]
-            As :func:`head_mean_rows` (kv heads repeated), the query not yet scaled.
+        query : float[B, H, T, d]
+            Post-rotary queries, not yet scaled.
+        key : float[B, H_kv, T, d]
+            Post-rotary keys; H_kv divides H (grouped-query attention: query head h reads kv head
+            h // (H / H_kv), as ``repeat_kv`` orders them).
+        value : float[B, H_kv, T, dv]
         mask : bool or float[B, 1 or H, T, T], optional
+            SDPA's mask (True = attend) or an additive one; None means plain causal (no padding).
         scaling : float
         causal : bool
+            Keys after a block's last row get no weight: leave them out (exact, and half the work).
+
+        Returns
+        -------
+        float[B, T, H, dv]
+            The attention output in the query's dtype, laid out as ``sdpa_attention_forward`` returns
+            it; a query with every key masked gets 0, as SDPA gives it. It differs from SDPA's by
+            float rounding only (``test_blockwise_layer_output_is_sdpas``).
         """
         self._check_length(key.shape[2], key.shape)
         self._check_length(query.shape[2], query.shape)
-        b, heads, length, _ = query.shape
-        step = max(1, self.chunk_elements // (b * heads * length))
-        # Once per layer rather than per block: the scaling, and float32 for a bfloat16 model.
-        scaled = query.to(self.dtype) * scaling
-        key = key.to(self.dtype)
-
-        def blocks():
-            for first_row in range(0, length, step):
-                n_rows = min(step, length - first_row)
-                width = first_row + n_rows if causal else length
-                self.largest_block = max(self.largest_block, (b, heads, n_rows, width), key=math.prod)
-                yield first_row, head_mean_rows(scaled, key, mask, first_row, n_rows, causal)
+        b, heads, length, dim = query.shape
+        kv_heads, dv = key.shape[1], value.shape[-1]
+        if heads % kv_heads:
+            raise ValueError(f"{heads} query heads on {kv_heads} kv heads")
+        group = heads // kv_heads
+        step = min(length, self.block_rows)
+        device, dtype = query.device, self.dtype
+        # One batch entry per kv head whose rows are its group's query rows: one GEMM covers the
+        # group without repeating keys and values, and P's memory is [B, H, rows, W] in head order.
+        keys = key.to(dtype).contiguous().view(b * kv_heads, length, dim)
+        values = value.to(dtype).contiguous().view(b * kv_heads, length, dv)
+        output = torch.empty(b, length, heads, dv, dtype=query.dtype, device=device)
+        # Flat buffers reused by every block (a block of W keys views their first B·H·rows·W numbers).
+        probs_buffer = torch.empty(b * heads * step * length, dtype=dtype, device=device)
+        head_sum_buffer = torch.empty(b * step * length, dtype=dtype, device=device)
+        query_buffer = torch.empty(b * heads * step * dim, dtype=dtype, device=device)
+        future = (torch.ones(step, step, dtype=torch.bool, device=device).triu_(1)
+                  if causal and mask is None else None)
 
         with torch.no_grad():
-            self.fold_rows(blocks())
+            state = self.state
+            weights = self._key_weights(state)
+            snapshot = torch.cat([state * weights[..., None], weights[..., None]], dim=-1)  # [B, T, K + 1]
+            for first_row in range(0, length, step):
+                n_rows = min(step, length - first_row)
+                stop = first_row + n_rows
+                width = stop if causal else length
+                self.largest_block = max(self.largest_block, (b, heads, n_rows, width), key=math.prod)
+                scaled = query_buffer[:b * heads * n_rows * dim].view(b, heads, n_rows, dim)
+                scaled.copy_(query[:, :, first_row:stop]).mul_(scaling)
+                probs = probs_buffer[:b * heads * n_rows * width].view(b * kv_heads, group * n_rows, width)
+                torch.bmm(scaled.view(b * kv_heads, group * n_rows, dim), keys[:, :width].transpose(1, 2),
+                          out=probs)
+                per_head = probs.view(b, heads, n_rows, width)
+                if mask is None:
+                    if causal:  # keys before the block are all visible: only its own triangle is masked
+                        per_head[..., first_row:stop].masked_fill_(future[:n_rows, :n_rows], float("-inf"))
+                elif mask.dtype == torch.bool:
+                    per_head.masked_fill_(mask[:, :, first_row:stop, :width].logical_not(), float("-inf"))
+                else:
+                    per_head.add_(mask[:, :, first_row:stop, :width])
+                torch.softmax(probs, dim=-1, out=probs)  # in place: one block buffer, not two
+                rows_out = torch.bmm(probs, values[:, :width])  # [B·H_kv, group·rows, dv]
+                if mask is not None:
+                    # A query with every key masked has a NaN row of P, which reaches only its own row of
+                    # P V (zeroed here, as SDPA gives it) and of the head sum (zeroed in _mixed_rows).
+                    rows_out.nan_to_num_(nan=0.0)
+                output[:, first_row:stop] = rows_out.view(b, heads, n_rows, dv).transpose(1, 2)
+                head_sum = torch.sum(per_head, dim=1, out=head_sum_buffer[:b * n_rows * width].view(b, n_rows, width))
+                state[:, first_row:stop] = self._mixed_rows(head_sum, first_row, snapshot, state[:, first_row:stop],
+                                                            scale=1.0 / heads)
+        self.n_layers += 1
+        return output
 
 
 ROLLOUT_ATTENTION = "rgenima_rollout"
@@ -357,38 +395,43 @@ _ACTIVE_TRACKER: contextvars.ContextVar = contextvars.ContextVar("rollout_tracke
 def rollout_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                               attention_mask: torch.Tensor | None, scaling: float | None = None,
                               dropout: float = 0.0, **kwargs):
-    """Attention implementation of the rollout pass: SDPA's output, and the layer folded into the tracker.
+    """Attention implementation of the rollout pass: the layer's output and its fold into the tracker, together.
 
     Called by each Qwen2 / Llama attention module with post-rotary ``query`` float[B, H, T, d] and
-    ``key`` / ``value`` float[B, H_kv, T, d]; the layer's output is SDPA's, so the pass runs the same
-    network as scoring does, and the weights are rebuilt block by block for
-    :meth:`StreamingRollout.fold_attention` only.
+    ``key`` / ``value`` float[B, H_kv, T, d]. :meth:`StreamingRollout.fold_attention` computes the
+    output from the same block probabilities it folds in, so the layer's attention is computed once;
+    the output equals SDPA's up to float rounding, and the scoring and prediction passes keep SDPA.
 
     Returns
     -------
     (float[B, T, H, d], None)
-        As ``sdpa_attention_forward``; no weights are returned (nothing downstream keeps them).
+        As ``sdpa_attention_forward``; no weights are returned (nothing downstream keeps them). The
+        pass computes no gradients.
     """
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
     tracker = _ACTIVE_TRACKER.get()
     if tracker is None:
         raise RuntimeError(f"attention implementation {ROLLOUT_ATTENTION!r} outside rollout_attention(model, tracker)")
-    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                       **kwargs)
+    if dropout:
+        raise RuntimeError(f"attention dropout {dropout} in the rollout pass: run it on model.eval()")
+    for name in ("position_bias", "softcap", "s_aux"):
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(f"the rollout pass does not support attention {name!r}")
+    is_causal = kwargs.get("is_causal")
+    causal = bool(getattr(module, "is_causal", True) if is_causal is None else is_causal)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    tracker.fold_attention(query.detach(), repeat_kv(key.detach(), getattr(module, "num_key_value_groups", 1)),
-                           attention_mask, scale, causal=bool(getattr(module, "is_causal", True)))
+    output = tracker.fold_attention(query.detach(), key.detach(), value.detach(), attention_mask, scale, causal=causal)
     return output, None
 
 
 @contextlib.contextmanager
 def rollout_attention(model, tracker: StreamingRollout):
-    """Fold every layer into ``tracker`` during the forward passes inside the block (SDPA for the outputs).
+    """Fold every layer into ``tracker`` during the forward passes inside the block.
 
     Works whatever attention the model was loaded with; the implementation is restored on exit.
-    Memory beyond an SDPA forward: the state X twice (old and new, float[B, T, K]), the layer's
-    repeated keys and one block of per-head weights (``tracker.chunk_elements`` numbers).
+    Memory beyond an SDPA forward: the state X and its snapshot [X ⊙ w, w] (float[B, T, K] and
+    float[B, T, K + 1]) and one block of per-head probabilities, float[B, H, rows, T] at most
+    (``tracker.block_rows``), with its head sum; for a bfloat16 model also float32 copies of the
+    layer's keys and values.
     """
     register_attention(ROLLOUT_ATTENTION, rollout_attention_forward)
     token = _ACTIVE_TRACKER.set(tracker)

@@ -5,8 +5,10 @@ Three passes over the same T random tokens of a demo LLM (Qwen2 architecture, hi
 + 109 ROIs):
 
 - ``sdpa``: the plain forward (``use_cache=False, logits_to_keep=1``), what scoring costs;
-- ``blockwise``: :func:`~rgenima_lib.attribution.rollout.rollout_attention`, SDPA for the outputs and
-  each layer's head-mean attention rebuilt from q and k in blocks of rows;
+- ``blockwise``: :func:`~rgenima_lib.attribution.rollout.rollout_attention`, each layer's attention
+  computed once, in blocks of 64 query rows: the block's per-head probabilities give both the layer's
+  output (P V, SDPA's up to float rounding) and the rows of the head-mean attention folded into the
+  state (one product with [X ⊙ w, w] per block);
 - ``eager``: :func:`~rgenima_lib.attribution.rollout.eager_rollout_hooks`, eager attention and its
   whole float[H, T, T] weights per layer (the pass before this change).
 

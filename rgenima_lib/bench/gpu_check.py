@@ -7,8 +7,8 @@ with a few decoder layers, fine-tuned for a few steps on paper-length prompts
 bf16, DeepSpeed ZeRO-3 (``config/deepspeed/zero3.json``) at world size 1, SDPA
 with and without gradient checkpointing, and flash attention 2 when the
 ``flash_attn`` package is importable. Then one attention-rollout pass
-(:class:`rgenima_lib.attribution.rollout.StreamingRollout` hooked on an eager
-forward, as ``rgenima attribute`` runs it). Each run's tokens/s (after the first
+(:class:`rgenima_lib.attribution.rollout.StreamingRollout` under
+:func:`~rgenima_lib.attribution.rollout.rollout_attention`, as ``rgenima attribute`` runs it). Each run's tokens/s (after the first
 step) and ``torch.cuda.max_memory_allocated`` stand next to the resource
 planner's prediction for the same model, micro-batch and prompt length (its CUDA
 reserve left out: the allocator does not see the context).
@@ -96,16 +96,16 @@ def finetune_run(base: Path, samples: list, attn: str, checkpointing: bool, step
 
 
 def rollout_pass(base: Path, sample, device: str) -> dict:
-    """One eager forward with the streaming rollout hooked on every layer: seconds, peak memory."""
+    """One forward of the rollout pass (``rollout_attention``, every layer folded in): seconds, peak memory."""
     import torch
 
-    from rgenima_lib.attribution.rollout import StreamingRollout, rollout_hooks
+    from rgenima_lib.attribution.rollout import StreamingRollout, rollout_attention
     from rgenima_lib.bench.bench_llm import RIT_DIM
     from rgenima_lib.models.mllm import MLLMConfig, RGenIMA
     from rgenima_lib.models.prompting import PromptCollator
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = RGenIMA.from_base(base, MLLMConfig(visual_dim=RIT_DIM, attn_implementation="eager"), dtype=dtype)
+    model = RGenIMA.from_base(base, MLLMConfig(visual_dim=RIT_DIM), dtype=dtype)
     model.to(device).eval()
     batch = {k: v.to(device) for k, v in PromptCollator(model.tokenizer, with_labels=False)([sample]).items()}
     n_tokens = batch["attention_mask"].shape[1]
@@ -115,8 +115,9 @@ def rollout_pass(base: Path, sample, device: str) -> dict:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    with torch.no_grad(), rollout_hooks(model.causal_lm, StreamingRollout(columns, valid=batch["attention_mask"].bool())) as tracker:
-        model(**batch)
+    tracker = StreamingRollout(columns, valid=batch["attention_mask"].bool())
+    with torch.no_grad(), rollout_attention(model, tracker):
+        model(**batch, use_cache=False, logits_to_keep=1)
     if device == "cuda":
         torch.cuda.synchronize()
     return {"tokens": int(n_tokens), "layers_seen": tracker.n_layers, "seconds": round(time.perf_counter() - start, 3),
