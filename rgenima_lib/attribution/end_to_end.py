@@ -16,7 +16,7 @@ float16 token cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -114,7 +114,7 @@ def answer_batch(model, samples: Sequence[PromptSample], spans_list, genes: Sequ
     maps = [token_map(tok, s.genome_text, sp, gene_index, np.asarray(s.visual).shape[0], a, "label",
                       model.image_token_id, eot) for s, sp, a in zip(samples, spans_list, answers)]
     batch = PromptCollator(tok, with_labels=True)(
-        [PromptSample(s.subject, s.genome_text, a, s.visual, s.presence) for s, a in zip(samples, answers)])
+        [replace(s, stage=a) for s, a in zip(samples, answers)])
     device = next(model.parameters()).device
     return AnswerBatch({k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids")}, maps)
 

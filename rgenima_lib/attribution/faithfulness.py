@@ -22,6 +22,7 @@ subject's difference averaged over the k's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -59,9 +60,20 @@ def remove_rois(patches: dict[str, torch.Tensor], removed: Sequence[int]) -> dic
     return {"rois": rois, "presence": presence, "volume": patches["volume"]}
 
 
-def variant_probabilities(model, image: ImageInputs, sample: PromptSample, variants: Sequence[tuple[dict, str]],
+def remove_genes(sample: PromptSample, spans, names) -> PromptSample:
+    """The sample with the named genes' genotypes set to the reference: in the SNP text and, for gene
+    tokens (``llm.gene_input: tokens``), in the dosages the tokens are made from (all zero)."""
+    genes = sample.genes
+    if genes is not None:
+        order = [g for g, _, _ in spans]  # the dosage rows follow the text's gene order
+        keep = np.array([g not in names for g in order], np.float32)[:, None]
+        genes = replace(genes, dosages=np.asarray(genes.dosages, np.float32) * keep)
+    return replace(sample, genome_text=reference_genome_text(sample.genome_text, spans, names), genes=genes)
+
+
+def variant_probabilities(model, image: ImageInputs, variants: Sequence[tuple[dict, PromptSample]],
                           chunk: int = 8) -> np.ndarray:
-    """Class probabilities float64[V, 4] of variants (inputs, SNP text) of one subject, RiT tokens recomputed."""
+    """Class probabilities float64[V, 4] of variants (ROI inputs, sample with its genome) of one subject, RiT tokens recomputed."""
     collate = PromptCollator(model.tokenizer, with_labels=False)
     out = []
     for start in range(0, len(variants), chunk):
@@ -70,8 +82,8 @@ def variant_probabilities(model, image: ImageInputs, sample: PromptSample, varia
             tokens = image.encoder.encode(torch.cat([v[0]["rois"] for v in part]),
                                           torch.cat([v[0]["presence"] for v in part]).bool(),
                                           torch.cat([v[0]["volume"] for v in part])).float().cpu().numpy()
-        samples = [PromptSample(sample.subject, text, sample.stage, tokens[i],
-                                v["presence"][0].cpu().numpy().astype(np.uint8)) for i, (v, text) in enumerate(part)]
+        samples = [replace(genome, visual=tokens[i], presence=v["presence"][0].cpu().numpy().astype(np.uint8))
+                   for i, (v, genome) in enumerate(part)]
         out.append(score_answers(model, collate(samples)))
     return np.concatenate(out)
 
@@ -118,7 +130,7 @@ def deletion_drops(model, image: ImageInputs, samples, spans_list, genes: Sequen
         true = STAGES.index(sample.stage)
         rois = np.flatnonzero(patches["presence"][0].cpu().numpy())
         in_text = np.array(sorted(gene_index[g] for g, _, _ in spans if g in gene_index))
-        variants, keys = [(patches, sample.genome_text)], [None]
+        variants, keys = [(patches, sample)], [None]
         for what, candidates in (("roi", rois), ("gene", in_text)):
             for k in sorted({min(k, len(candidates)) for k in ks}):
                 picks = {m: [_top(s[0 if what == "roi" else 1][i], candidates, k)] for m, s in scores.items()}
@@ -126,12 +138,11 @@ def deletion_drops(model, image: ImageInputs, samples, spans_list, genes: Sequen
                 for method, sets in picks.items():
                     for chosen in sets:
                         if what == "roi":
-                            variants.append((remove_rois(patches, chosen), sample.genome_text))
+                            variants.append((remove_rois(patches, chosen), sample))
                         else:
-                            names = {genes[j] for j in chosen}
-                            variants.append((patches, reference_genome_text(sample.genome_text, spans, names)))
+                            variants.append((patches, remove_genes(sample, spans, {genes[j] for j in chosen})))
                         keys.append((method, what, k))
-        p = variant_probabilities(model, image, sample, variants)[:, true]
+        p = variant_probabilities(model, image, variants)[:, true]
         frame = pd.DataFrame([dict(zip(("method", "what", "k"), key)) | {"p_removed": q}
                               for key, q in zip(keys[1:], p[1:])])
         frame = frame.groupby(["method", "what", "k"], as_index=False)["p_removed"].mean()

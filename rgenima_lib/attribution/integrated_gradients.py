@@ -34,6 +34,7 @@ the quadrature error, which the dump's meta reports (``completeness``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -47,9 +48,12 @@ from rgenima_lib.models.prompting import PromptSample
 
 
 def reference_sample(sample: PromptSample, spans) -> PromptSample:
-    """The same sample with every genotype of its SNP text set to the reference."""
-    return PromptSample(sample.subject, reference_genome_text(sample.genome_text, spans), sample.stage,
-                        sample.visual, sample.presence)
+    """The same sample with every genotype of its SNP text set to the reference.
+
+    Gene tokens (``llm.gene_input: tokens``) keep their dosages: they are spliced from the dosages, not from
+    the text embeddings the path moves, so both ends of the path read the same genes and the genes get 0.
+    """
+    return replace(sample, genome_text=reference_genome_text(sample.genome_text, spans))
 
 
 def path_points(steps: int) -> tuple[np.ndarray, np.ndarray]:

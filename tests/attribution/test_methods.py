@@ -160,9 +160,9 @@ def test_removing_a_roi_is_the_pipelines_missing_roi(model, encoder):
     from rgenima_lib.train.predict import score_answers
 
     expected = score_answers(model, PromptCollator(model.tokenizer, with_labels=False)([as_missing]))
-    got = variant_probabilities(model, image, sample, [(removed, sample.genome_text)])
+    got = variant_probabilities(model, image, [(removed, sample)])
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert not np.allclose(got, variant_probabilities(model, image, sample, [(full, sample.genome_text)]), atol=1e-6)
+    assert not np.allclose(got, variant_probabilities(model, image, [(full, sample)]), atol=1e-6)
 
 
 def test_reference_text_resets_only_the_genotypes_of_the_chosen_genes():
@@ -254,3 +254,16 @@ def test_integrated_gradients_in_embedding_space_equal_the_patch_space_path(mode
                                         ig_steps=steps)
     np.testing.assert_allclose(genes_at_baseline.roi_importance[0], expected, rtol=1e-3, atol=1e-6)
     assert np.abs(expected).max() > 1e-4, "degenerate test: the patches do not move f"
+
+
+def test_removing_a_gene_token_zeroes_its_dosages_and_keeps_the_others():
+    from rgenima_lib.attribution.faithfulness import remove_genes
+    from rgenima_lib.genetics.gene_tokens import GeneInput
+
+    genome = join_blocks(["APOE: 1 2", "BIN1: 2 2", "APP: 0 1"], ["APOE", "BIN1", "APP"], [1, 0, 2])
+    dosages = np.array([[2, 2], [1, 2], [0, 1]], np.float32)  # rows in text order: BIN1, APOE, APP
+    sample = PromptSample("s", genome.text, "AD", genes=GeneInput(dosages, np.array([1, 0, 2])))
+    removed = remove_genes(sample, genome.spans, {"APOE"})
+    np.testing.assert_array_equal(removed.genes.dosages, [[2, 2], [0, 0], [0, 1]])
+    assert removed.genome_text == "BIN1: 2 2\nAPOE: 0 0\nAPP: 0 1" and removed.stage == "AD"
+    np.testing.assert_array_equal(sample.genes.dosages, dosages)  # the sample itself is untouched
