@@ -73,7 +73,10 @@ def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_d
         raise ValueError("no subjects to resample")
     n_draw = n_subjects if n_draw is None else int(n_draw)
     counts = rng.multinomial(n_draw, np.full(n_subjects, 1.0 / n_subjects), size=n_boot)
-    return (counts / n_draw).astype(np.float32)
+    # Divided in float32: the counts and n_draw are exact in float32, and a float32 quotient equals the
+    # float64 quotient rounded to float32 (double rounding is harmless for division from 53 to 24 bits),
+    # so the weights are those of ``(counts / n_draw).astype(np.float32)`` without its float64 [B, N] copy.
+    return np.divide(counts, n_draw, dtype=np.float32)
 
 
 def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -37,6 +37,16 @@ def test_resample_weights_are_seeded_multinomial_means():
     assert (resample_weights(7, 5, np.random.default_rng(0), n_draw=3) * 3).sum(1).round().tolist() == [3.0] * 5
 
 
+def test_float32_weights_are_the_float64_quotients_rounded():
+    """The weights divided in float32 are bit for bit ``(counts / n_draw).astype(float32)``, for every count."""
+    counts = np.random.default_rng(1).multinomial(300, np.full(40, 1 / 40), size=20)
+    np.testing.assert_array_equal(resample_weights(40, 20, np.random.default_rng(1), n_draw=300),
+                                  (counts / 300).astype(np.float32))
+    for n_draw in [*range(1, 1200), 1998, 2000, 2048, 3001, 4096, 10007]:
+        k = np.arange(n_draw + 1)
+        np.testing.assert_array_equal(np.divide(k, n_draw, dtype=np.float32), (k / n_draw).astype(np.float32))
+
+
 def test_top_k_frequency_counts_selections():
     means = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 2.0, 3.0, 1.0]])
     np.testing.assert_allclose(top_k_frequency(means, 2), [0.5, 1.0, 0.5, 0.0])
