@@ -10,7 +10,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from rgenima_lib.attribution.bootstrap import (bootstrap_genes, bootstrap_pairs, bootstrap_rois, pair_stability,
-                                               resample_weights, top_k_frequency, top_pairs)
+                                               ranked_order, resample_weights, top_k_frequency, top_pairs)
 from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 from rgenima_lib.attribution.permutation import permutation_pvalues, stage_permutation_tests
 from rgenima_lib.attribution.recovery import recovery_table
@@ -51,6 +51,17 @@ def test_top_k_frequency_counts_selections():
     means = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 2.0, 3.0, 1.0]])
     np.testing.assert_allclose(top_k_frequency(means, 2), [0.5, 1.0, 0.5, 0.0])
     np.testing.assert_allclose(top_k_frequency(means, 9), [1.0] * 4)
+
+
+def test_ranked_order_is_the_stable_two_key_sort():
+    """Score descending, name ascending, duplicates in input order, NaN last: as ``sort_values``."""
+    score = np.array([1.0, np.nan, 2.0, 1.0, np.nan, 2.0, 1.0, -0.0, 0.0])
+    names = np.array(["b", "a", "c", "a", "b", "c", "b", "z", "y"])
+    expected = pd.DataFrame({"score": score, "name": names}).sort_values(
+        ["score", "name"], ascending=[False, True], kind="stable").index.to_numpy()
+    np.testing.assert_array_equal(ranked_order(score, names), expected)
+    with pytest.raises(ValueError, match="3 genes for 4"):
+        bootstrap_genes(np.ones((5, 4)), ["a", "b", "c"], n_boot=3)
 
 
 def test_genes_planted_are_stable_and_the_run_is_deterministic(dump):
