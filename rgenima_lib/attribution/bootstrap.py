@@ -73,7 +73,10 @@ def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_d
         raise ValueError("no subjects to resample")
     n_draw = n_subjects if n_draw is None else int(n_draw)
     counts = rng.multinomial(n_draw, np.full(n_subjects, 1.0 / n_subjects), size=n_boot)
-    return (counts / n_draw).astype(np.float32)
+    # Divided in float32: the counts and n_draw are exact in float32, and a float32 quotient equals the
+    # float64 quotient rounded to float32 (double rounding is harmless for division from 53 to 24 bits),
+    # so the weights are those of ``(counts / n_draw).astype(np.float32)`` without its float64 [B, N] copy.
+    return np.divide(counts, n_draw, dtype=np.float32)
 
 
 def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -116,6 +119,32 @@ def top_k_frequency(means: np.ndarray, top_k: int) -> np.ndarray:
     return np.bincount(top.ravel(), minlength=p) / b
 
 
+def feature_names(names, n_features: int, what: str) -> np.ndarray:
+    """The names of the ``n_features`` columns as an array, refusing a count that does not match.
+
+    Parameters
+    ----------
+    names : sequence of str
+    n_features : int
+        Columns of the importance matrix.
+    what : str
+        Argument name in the error message.
+    """
+    names = np.asarray(list(names))
+    if names.shape != (n_features,):
+        raise ValueError(f"{len(names)} {what} for {n_features} importance columns")
+    return names
+
+
+def ranked_order(score: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Row order by ``score`` descending, ties by name ascending, equal rows in input order, NaN last.
+
+    The order of ``DataFrame.sort_values([score, name], ascending=[False, True], kind="stable")``,
+    without building the frame first: the tables are assembled once, already in rank order.
+    """
+    return np.lexsort((names, -score))
+
+
 def bootstrap_genes(importance: np.ndarray, genes, *, n_boot: int = 1000, top_k: int = 45,
                     threshold: float = 0.5, n_draw: int | None = None, seed: int = 0, tokens: np.ndarray | None = None,
                     score: str = "sum") -> pd.DataFrame:
@@ -154,18 +183,20 @@ def bootstrap_genes(importance: np.ndarray, genes, *, n_boot: int = 1000, top_k:
         if tokens is None:
             raise ValueError("score='per_token' needs the token counts")
         x = x / np.maximum(np.asarray(tokens, dtype=np.float32), 1.0)
+    names = feature_names(genes, x.shape[1], "genes")
     rng = np.random.default_rng([seed, STREAMS["genes"]])
     weights = resample_weights(x.shape[0], n_boot, rng, n_draw)
     means = resampled_means(x, weights)
     freq = top_k_frequency(means, top_k)
-    table = pd.DataFrame({"gene": list(genes), "mean_importance": x.mean(0).astype(float),
-                          "bootstrap_mean": means.mean(0).astype(float), "frequency": freq,
-                          "stable": freq > threshold})
+    mean_importance = x.mean(0).astype(np.float64)
+    order = ranked_order(mean_importance, names)
+    columns = {"gene": names[order], "mean_importance": mean_importance[order],
+               "bootstrap_mean": means.mean(0).astype(np.float64)[order], "frequency": freq[order],
+               "stable": freq[order] > threshold}
     if tokens is not None:
-        table["mean_tokens"] = np.asarray(tokens, dtype=np.float64).mean(0)
-    table = table.sort_values(["mean_importance", "gene"], ascending=[False, True], kind="stable")
-    table["rank"] = np.arange(1, len(table) + 1)
-    return table.reset_index(drop=True)
+        columns["mean_tokens"] = np.asarray(tokens, dtype=np.float64).mean(0)[order]
+    columns["rank"] = np.arange(1, len(order) + 1)
+    return pd.DataFrame(columns)
 
 
 def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES, n_boot: int = 1000,
@@ -202,28 +233,41 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
     if score == "contrast" and len(nc) == 0:
         raise ValueError("score='contrast' needs NC subjects")
     nc_mean = nc.mean(0) if len(nc) else np.full(x.shape[1], np.nan, np.float32)
-    out = []
+    names = feature_names(rois, x.shape[1], "rois")
+    # Columns are gathered per stage in rank order and framed once: a sorted frame per stage and their
+    # concat cost 7 ms, more than the three stages' products.
+    stage_names, sizes, orders, mean_importance, observed_score, frequency = [], [], [], [], [], []
     for s_index, stage in enumerate(stages):
         xs = x[labels == stage]
         if len(xs) == 0:
             continue
         rng = np.random.default_rng([seed, STREAMS["rois"], s_index])
         means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
-        observed = xs.mean(0)
+        stage_mean = xs.mean(0)
+        observed = stage_mean
         if score == "contrast":
             ref_rng = np.random.default_rng([seed, STREAMS["reference"], s_index])
             means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
-            observed = observed - nc_mean
-        freq = top_k_frequency(means, top_k)
-        t = pd.DataFrame({"stage": stage, "roi": list(rois), "n_subjects": len(xs),
-                          "mean_importance": xs.mean(0).astype(float), "nc_mean_importance": nc_mean.astype(float),
-                          "score": observed.astype(float), "frequency": freq, "stable": freq > threshold})
-        t = t.sort_values(["score", "roi"], ascending=[False, True], kind="stable")
-        t["rank"] = np.arange(1, len(t) + 1)
-        out.append(t)
-    if not out:
+            observed = stage_mean - nc_mean
+        observed = observed.astype(np.float64)
+        order = ranked_order(observed, names)
+        stage_names.append(stage)
+        sizes.append(len(xs))
+        orders.append(order)
+        mean_importance.append(stage_mean.astype(np.float64)[order])
+        observed_score.append(observed[order])
+        frequency.append(top_k_frequency(means, top_k)[order])
+    if not orders:
         raise ValueError(f"no subjects in any of the stages {list(stages)}")
-    return pd.concat(out, ignore_index=True)
+    n_rois = len(names)
+    frequency = np.concatenate(frequency)
+    order = np.concatenate(orders)
+    return pd.DataFrame({
+        "stage": np.repeat(np.asarray(stage_names, dtype=object), n_rois), "roi": names[order],
+        "n_subjects": np.repeat(np.asarray(sizes, dtype=np.int64), n_rois),
+        "mean_importance": np.concatenate(mean_importance), "nc_mean_importance": nc_mean.astype(np.float64)[order],
+        "score": np.concatenate(observed_score), "frequency": frequency, "stable": frequency > threshold,
+        "rank": np.tile(np.arange(1, n_rois + 1), len(orders))})
 
 
 def pair_stability(association: np.ndarray, *, n_boot: int = 1000, n_draw: int | None = None, seed: int = 0,

@@ -10,7 +10,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from rgenima_lib.attribution.bootstrap import (bootstrap_genes, bootstrap_pairs, bootstrap_rois, pair_stability,
-                                               resample_weights, top_k_frequency, top_pairs)
+                                               ranked_order, resample_weights, top_k_frequency, top_pairs)
 from rgenima_lib.attribution.synthetic_dump import synthetic_dump
 from rgenima_lib.attribution.permutation import permutation_pvalues, stage_permutation_tests
 from rgenima_lib.attribution.recovery import recovery_table
@@ -37,10 +37,31 @@ def test_resample_weights_are_seeded_multinomial_means():
     assert (resample_weights(7, 5, np.random.default_rng(0), n_draw=3) * 3).sum(1).round().tolist() == [3.0] * 5
 
 
+def test_float32_weights_are_the_float64_quotients_rounded():
+    """The weights divided in float32 are bit for bit ``(counts / n_draw).astype(float32)``, for every count."""
+    counts = np.random.default_rng(1).multinomial(300, np.full(40, 1 / 40), size=20)
+    np.testing.assert_array_equal(resample_weights(40, 20, np.random.default_rng(1), n_draw=300),
+                                  (counts / 300).astype(np.float32))
+    for n_draw in [*range(1, 1200), 1998, 2000, 2048, 3001, 4096, 10007]:
+        k = np.arange(n_draw + 1)
+        np.testing.assert_array_equal(np.divide(k, n_draw, dtype=np.float32), (k / n_draw).astype(np.float32))
+
+
 def test_top_k_frequency_counts_selections():
     means = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 2.0, 3.0, 1.0]])
     np.testing.assert_allclose(top_k_frequency(means, 2), [0.5, 1.0, 0.5, 0.0])
     np.testing.assert_allclose(top_k_frequency(means, 9), [1.0] * 4)
+
+
+def test_ranked_order_is_the_stable_two_key_sort():
+    """Score descending, name ascending, duplicates in input order, NaN last: as ``sort_values``."""
+    score = np.array([1.0, np.nan, 2.0, 1.0, np.nan, 2.0, 1.0, -0.0, 0.0])
+    names = np.array(["b", "a", "c", "a", "b", "c", "b", "z", "y"])
+    expected = pd.DataFrame({"score": score, "name": names}).sort_values(
+        ["score", "name"], ascending=[False, True], kind="stable").index.to_numpy()
+    np.testing.assert_array_equal(ranked_order(score, names), expected)
+    with pytest.raises(ValueError, match="3 genes for 4"):
+        bootstrap_genes(np.ones((5, 4)), ["a", "b", "c"], n_boot=3)
 
 
 def test_genes_planted_are_stable_and_the_run_is_deterministic(dump):
