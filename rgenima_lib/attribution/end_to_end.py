@@ -116,7 +116,9 @@ def answer_batch(model, samples: Sequence[PromptSample], spans_list, genes: Sequ
     batch = PromptCollator(tok, with_labels=True)(
         [replace(s, stage=a) for s, a in zip(samples, answers)])
     device = next(model.parameters()).device
-    return AnswerBatch({k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids")}, maps)
+    # gene tokens (llm.gene_input: tokens) travel as the collator's dosages and gene ids
+    keys = ("input_ids", "attention_mask", "position_ids", "gene_dosages", "gene_ids")
+    return AnswerBatch({k: batch[k].to(device) for k in keys if k in batch}, maps)
 
 
 def text_embeddings(model, batch: AnswerBatch) -> torch.Tensor:

@@ -281,8 +281,10 @@ def reference_genome_text(text: str, spans, genes=None) -> str:
     for gene, start, end in spans:
         if genes is not None and gene not in genes:
             continue
-        body = start + text[start:end].index(":") + 1
-        for i in range(body, end):
+        colon = text[start:end].find(":")
+        if colon < 0:  # a gene-token anchor (llm.gene_input: tokens): no genotype symbols in the text
+            continue
+        for i in range(start + colon + 1, end):
             if chars[i] in "12345678":
                 chars[i] = "0"
     return "".join(chars)

@@ -89,3 +89,29 @@ def test_bad_gene_input_configuration_is_refused(model):
     # Dosages of another genotype layout (a wider gene) do not fit the trained encoder.
     with pytest.raises(ValueError, match="genotype layout differs"):
         model.gene_encoder(torch.zeros(1, 5), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_attention", "gradient_input"])
+def test_every_gradient_method_runs_on_a_gene_token_model_and_keeps_its_dosages(model, method):
+    """The gradient methods rebuild the prompt with the answer: the gene tokens' dosages must go with it."""
+    from rgenima_lib.attribution.attribute import attribute_batch
+    from rgenima_lib.attribution.end_to_end import ImageInputs, answer_batch
+    from rgenima_lib.models.rit import RiT, RiTConfig
+
+    torch.manual_seed(2)
+    rit = RiT(RiTConfig(n_rois=2, roi_size=4, dim=D_VIS, depth=1, heads=2, dropout=0.0, pool="mean",
+                        patch_rank=1)).eval()
+    rng = np.random.default_rng(2)
+    texts = GeneTokenTexts(rng.integers(0, 3, (2, 6)).astype(np.float32), ["s0", "s1"], _layout())
+    genomes = [texts("s0", -1), texts("s1", 5)]
+    data = {f"s{i}": {"rois": rng.random((2, 4, 4, 4)).astype(np.float32), "presence": np.ones(2, bool),
+                      "volume": np.ones(2, np.float32)} for i in range(2)}
+    samples = [PromptSample(f"s{i}", g.text, "NC", np.zeros((2, D_VIS), np.float32), np.ones(2, np.uint8),
+                            genes=g.genes) for i, g in enumerate(genomes)]
+    spans = [g.spans for g in genomes]
+    genes = list(_layout().genes)
+    batch = answer_batch(model, samples, spans, genes, ["AD", "MCI"])
+    assert batch.inputs["gene_dosages"].shape == (6, 3)
+    got = attribute_batch(method, model, ImageInputs(rit, data.__getitem__, None), samples, spans, genes,
+                          ["AD", "MCI"], ig_steps=4)
+    assert got.roi_importance.shape == (2, 2) and np.isfinite(got.roi_importance).all()
