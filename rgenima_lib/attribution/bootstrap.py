@@ -41,6 +41,21 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 TARGET_STAGES: tuple[str, ...] = ("SMC", "MCI", "AD")
+
+ROI_SCORES: tuple[str, ...] = ("mean", "contrast", "abs_contrast")
+"""Stage-ROI scores: the stage mean (paper), the stage mean minus the NC mean, and the size of that
+difference. A signed attribution (integrated gradients, gradient x input) is evidence for or against the
+explained stage; a ROI tells a stage from NC when its evidence differs between them in either direction
+(a planted ROI's normal volume is strong evidence *for* NC in NC subjects, so its signed contrast is
+negative), hence ``abs_contrast`` for those methods (:func:`stage_roi_score`)."""
+
+SIGNED_METHODS: tuple[str, ...] = ("integrated_gradients", "gradient_input")
+"""Attribution methods whose ROI values take either sign (the others are shares or positive relevances)."""
+
+
+def stage_roi_score(score: str, method: str) -> str:
+    """The stage-ROI score a method's dump is ranked by: ``contrast`` is two-sided for a signed method."""
+    return "abs_contrast" if score == "contrast" and method in SIGNED_METHODS else score
 """Stages of the ROI and ROI–gene analyses (paper 2.3–2.4); NC is the reference."""
 
 #: Random stream of each procedure: ``default_rng([seed, STREAMS[name], ...])``.
@@ -215,8 +230,9 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         Stages analysed (SMC, MCI, AD).
     n_boot, top_k, threshold, n_draw, seed
         As :func:`bootstrap_genes` (``n_draw`` defaults to each stage's size).
-    score : {"mean", "contrast"}
-        Rank by the stage mean (paper) or the stage mean minus the NC mean.
+    score : {"mean", "contrast", "abs_contrast"}
+        Rank by the stage mean (paper), the stage mean minus the NC mean, or the size of that
+        difference (``abs_contrast``, for signed attributions: :data:`ROI_SCORES`).
 
     Returns
     -------
@@ -225,13 +241,13 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         (observed), frequency, stable, rank (within stage, by score); a stage
         without subjects is left out.
     """
-    if score not in ("mean", "contrast"):
-        raise ValueError(f"score must be 'mean' or 'contrast', not {score!r}")
+    if score not in ROI_SCORES:
+        raise ValueError(f"score must be one of {ROI_SCORES}, not {score!r}")
     x = np.asarray(importance, dtype=np.float32)
     labels = np.asarray(labels)
     nc = x[labels == "NC"]
-    if score == "contrast" and len(nc) == 0:
-        raise ValueError("score='contrast' needs NC subjects")
+    if score != "mean" and len(nc) == 0:
+        raise ValueError(f"score={score!r} needs NC subjects")
     nc_mean = nc.mean(0) if len(nc) else np.full(x.shape[1], np.nan, np.float32)
     names = feature_names(rois, x.shape[1], "rois")
     # Columns are gathered per stage in rank order and framed once: a sorted frame per stage and their
@@ -245,10 +261,12 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
         stage_mean = xs.mean(0)
         observed = stage_mean
-        if score == "contrast":
+        if score != "mean":
             ref_rng = np.random.default_rng([seed, STREAMS["reference"], s_index])
             means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
             observed = stage_mean - nc_mean
+            if score == "abs_contrast":
+                means, observed = np.abs(means), np.abs(observed)
         observed = observed.astype(np.float64)
         order = ranked_order(observed, names)
         stage_names.append(stage)

@@ -6,7 +6,8 @@ runs on one method, ``attribution.method``. To tell which method finds what, eac
 ``attribute_method``, the dump format of every method) and is scored here the same way:
 
 - ``top_k``: the k items with the highest *observed* score (the mean over subjects; for stage ROIs
-  with ``roi_score: contrast`` the stage mean minus the NC mean; for pairs the stage mean of the
+  with ``roi_score: contrast`` the stage mean minus the NC mean, and its size for the signed methods,
+  :func:`~rgenima_lib.attribution.bootstrap.stage_roi_score`; for pairs the stage mean of the
   ROI-gene share), k = ``top_genes`` / ``top_rois`` / ``top_pairs``. The pipeline's own top-k is the
   bootstrap selection frequency of the same rule; without the resampling the comparison costs
   seconds and ranks the same observed scores the recovery's mean ranks use;
@@ -24,7 +25,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from rgenima_lib.attribution.bootstrap import TARGET_STAGES
+from rgenima_lib.attribution.bootstrap import TARGET_STAGES, stage_roi_score
 from rgenima_lib.attribution.dump_format import AttentionDump
 from rgenima_lib.attribution.recovery import RECOVERY_COLUMNS, recovery_table
 from rgenima_lib.attribution.selection import gene_scores, select_genes, select_stage_rois
@@ -56,7 +57,8 @@ def observed_tables(dump: AttentionDump, *, top_genes: int, top_rois: int, gene_
     top_genes, top_rois : int
         k of the ``top_k`` rows ("stable" = rank <= k).
     gene_score : {"sum", "per_token"}
-    roi_score : {"mean", "contrast"}
+    roi_score : {"mean", "contrast", "abs_contrast"}
+        ROIs only (pairs keep the signed contrast: only the rollouts define them, and they are shares).
     stages : sequence of str
 
     Returns
@@ -74,10 +76,12 @@ def observed_tables(dump: AttentionDump, *, top_genes: int, top_rois: int, gene_
     rank = observed_ranks(g)
     genes = pd.DataFrame({"gene": list(dump.genes), "score": g, "rank": rank, "stable": rank <= top_genes})
     present = [s for s in stages if (labels == s).sum() >= 2] if len(dump.rois) else []
-    contrast = roi_score == "contrast"
+    contrast = roi_score != "mean"
     roi_parts, pair_parts = [], []
     for stage in present:
         s = _stage_contrast(dump.roi_importance, labels, stage, contrast)
+        if roi_score == "abs_contrast":
+            s = np.abs(s)
         r = observed_ranks(s)
         roi_parts.append(pd.DataFrame({"stage": stage, "roi": list(dump.rois), "score": s, "rank": r,
                                        "stable": r <= top_rois}))
@@ -118,8 +122,9 @@ def method_recovery(truth: dict, dumps: Mapping[str, AttentionDump], *, top_gene
     """
     out = []
     for method, dump in dumps.items():
+        score = stage_roi_score(roi_score, method)
         genes, rois, pairs = observed_tables(dump, top_genes=top_genes, top_rois=top_rois, gene_score=gene_score,
-                                             roi_score=roi_score)
+                                             roi_score=score)
         chosen = [m for m in selections if m != "top_k"]
         parts = []
         if chosen:
@@ -127,13 +132,14 @@ def method_recovery(truth: dict, dumps: Mapping[str, AttentionDump], *, top_gene
                                       score=gene_score, **options))
             if len(rois):
                 parts.append(select_stage_rois(dump.roi_importance, dump.label, dump.rois, methods=chosen,
-                                               score=roi_score, **options))
+                                               score=score, **options))
         table = recovery_table(truth, genes, rois, pairs, top_n=top_pairs,
                                selections=pd.concat(parts, ignore_index=True) if parts else None,
                                top_genes=top_genes, top_rois=top_rois)
         if not len(rois):
             table = table[table["what"] == "causal genes"]
         m = classification_metrics(label_indices(dump.label), label_indices(dump.predicted))
-        out.append(table.assign(method=method, accuracy=m["accuracy"], balanced_accuracy=m["balanced_accuracy"]))
-    columns = ["method", "accuracy", "balanced_accuracy", *RECOVERY_COLUMNS]
+        out.append(table.assign(method=method, roi_score=score, accuracy=m["accuracy"],
+                                balanced_accuracy=m["balanced_accuracy"]))
+    columns = ["method", "roi_score", "accuracy", "balanced_accuracy", *RECOVERY_COLUMNS]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)

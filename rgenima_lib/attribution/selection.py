@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from rgenima_lib.attribution.bootstrap import TARGET_STAGES
+from rgenima_lib.attribution.bootstrap import ROI_SCORES, TARGET_STAGES
 
 SELECTIONS: tuple[str, ...] = ("top_k", "significance", "stability")
 """Every selection rule; ``top_k`` is the paper's (:mod:`rgenima_lib.attribution.bootstrap`)."""
@@ -72,8 +72,9 @@ def stability_bound(n_items: int, q: int, threshold: float) -> float:
     return q * q / ((2 * threshold - 1) * n_items)
 
 
-def empirical_null_pvalues(mean: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """One-sided p-values of item means against the random-effects null of the items' bulk.
+def empirical_null_pvalues(mean: np.ndarray, se: np.ndarray, two_sided: bool = False
+                           ) -> tuple[np.ndarray, float, float]:
+    """One-sided (or two-sided) p-values of item means against the random-effects null of the items' bulk.
 
     Parameters
     ----------
@@ -85,7 +86,7 @@ def empirical_null_pvalues(mean: np.ndarray, se: np.ndarray) -> tuple[np.ndarray
     Returns
     -------
     p : float64[P]
-        1 − Φ((mean − centre) / sqrt(τ² + se²)).
+        1 − Φ((mean − centre) / sqrt(τ² + se²)); twice 1 − Φ(|…|) when ``two_sided``.
     centre, tau : float
         Median of the means and the between-item standard deviation.
     """
@@ -96,7 +97,9 @@ def empirical_null_pvalues(mean: np.ndarray, se: np.ndarray) -> tuple[np.ndarray
     tau2 = max(0.0, spread ** 2 - float(np.median(se ** 2)))
     scale = np.sqrt(tau2 + se ** 2)
     floor = 1e-12 * max(1.0, float(np.abs(m).max(initial=0.0)))
-    return stats.norm.sf((m - centre) / np.maximum(scale, floor)), centre, float(np.sqrt(tau2))
+    z = (m - centre) / np.maximum(scale, floor)
+    p = np.minimum(1.0, 2.0 * stats.norm.sf(np.abs(z))) if two_sided else stats.norm.sf(z)
+    return p, centre, float(np.sqrt(tau2))
 
 
 def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +107,8 @@ def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), x.std(0, ddof=1) / np.sqrt(len(x))
 
 
-def significance_select(x: np.ndarray, reference: np.ndarray | None = None, *, alpha: float = 0.05) -> pd.DataFrame:
+def significance_select(x: np.ndarray, reference: np.ndarray | None = None, *, alpha: float = 0.05,
+                        two_sided: bool = False) -> pd.DataFrame:
     """Items whose mean attribution stands out from the bulk of items, at BH FDR ``alpha``.
 
     Parameters
@@ -116,6 +120,8 @@ def significance_select(x: np.ndarray, reference: np.ndarray | None = None, *, a
         score, standard errors added in quadrature).
     alpha : float
         FDR level.
+    two_sided : bool
+        Select items that stand out in either direction (``abs_contrast``, signed attributions).
 
     Returns
     -------
@@ -129,14 +135,15 @@ def significance_select(x: np.ndarray, reference: np.ndarray | None = None, *, a
     if reference is not None:
         ref_mean, ref_se = _mean_se(np.asarray(reference, dtype=np.float64))
         mean, se = mean - ref_mean, np.sqrt(se ** 2 + ref_se ** 2)
-    p, centre, tau = empirical_null_pvalues(mean, se)
+    p, centre, tau = empirical_null_pvalues(mean, se, two_sided)
     reject, q, _, _ = multipletests(p, alpha=alpha, method="fdr_bh")
     z = stats.norm.isf(np.clip(p, 1e-300, 1.0))
     return pd.DataFrame({"statistic": mean, "se": se, "z": z, "p_value": p, "q_bh": q, "selected": reject})
 
 
 def stability_select(x: np.ndarray, reference: np.ndarray | None = None, *, n_subsamples: int = 100,
-                     expected_false: float = 1.0, threshold: float = 0.9, seed: int = 0) -> pd.DataFrame:
+                     expected_false: float = 1.0, threshold: float = 0.9, seed: int = 0,
+                     two_sided: bool = False) -> pd.DataFrame:
     """Stability selection (Meinshausen–Bühlmann): top q of half-subsamples, kept in ≥ ``threshold`` of them.
 
     Parameters
@@ -152,6 +159,8 @@ def stability_select(x: np.ndarray, reference: np.ndarray | None = None, *, n_su
     threshold : float
         Selection-frequency threshold, in (0.5, 1].
     seed : int
+    two_sided : bool
+        Rank the subsample statistics by size (``abs_contrast``, signed attributions).
 
     Returns
     -------
@@ -165,6 +174,8 @@ def stability_select(x: np.ndarray, reference: np.ndarray | None = None, *, n_su
     means = _half_means(x, n_subsamples, rng)
     if reference is not None:
         means = means - _half_means(np.asarray(reference, dtype=np.float32), n_subsamples, rng)
+    if two_sided:
+        means = np.abs(means)
     top = np.argpartition(-means, q - 1, axis=1)[:, :q]
     freq = np.bincount(top.ravel(), minlength=p) / n_subsamples
     return pd.DataFrame({"frequency": freq, "selected": freq >= threshold, "q": q,
@@ -197,13 +208,13 @@ def gene_scores(importance: np.ndarray, tokens: np.ndarray | None = None, score:
 
 def select_items(x: np.ndarray, method: str, reference: np.ndarray | None = None, *, alpha: float = 0.05,
                  n_subsamples: int = 100, expected_false: float = 1.0, threshold: float = 0.9,
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, two_sided: bool = False) -> pd.DataFrame:
     """One of the non-fixed selections by name (``significance`` or ``stability``); P rows, column ``selected``."""
     if method == "significance":
-        return significance_select(x, reference, alpha=alpha)
+        return significance_select(x, reference, alpha=alpha, two_sided=two_sided)
     if method == "stability":
         return stability_select(x, reference, n_subsamples=n_subsamples, expected_false=expected_false,
-                                threshold=threshold, seed=seed)
+                                threshold=threshold, seed=seed, two_sided=two_sided)
     raise ValueError(f"selection must be 'significance' or 'stability' here, not {method!r}")
 
 
@@ -244,7 +255,8 @@ def select_stage_rois(importance: np.ndarray, labels, rois, *, methods=("signifi
     labels : str[N]
     rois : sequence of str, length R
     methods : sequence of str
-    score : {"mean", "contrast"}
+    score : {"mean", "contrast", "abs_contrast"}
+        ``abs_contrast``: the contrast, selected in either direction (signed attributions).
     stages : sequence of str
     **options
         Passed to :func:`select_items`.
@@ -255,21 +267,21 @@ def select_stage_rois(importance: np.ndarray, labels, rois, *, methods=("signifi
         what ("stage ROIs"), stage, item, selection, selected, plus the statistics; stages
         with fewer than 2 subjects are left out.
     """
-    if score not in ("mean", "contrast"):
-        raise ValueError(f"score must be 'mean' or 'contrast', not {score!r}")
+    if score not in ROI_SCORES:
+        raise ValueError(f"score must be one of {ROI_SCORES}, not {score!r}")
     x = np.asarray(importance, dtype=np.float32)
     labels = np.asarray(labels)
-    reference = x[labels == "NC"] if score == "contrast" else None
+    reference = x[labels == "NC"] if score != "mean" else None
     if reference is not None and len(reference) < 2:
-        raise ValueError("score='contrast' needs at least 2 NC subjects")
+        raise ValueError(f"score={score!r} needs at least 2 NC subjects")
     out = []
     for stage in stages:
         xs = x[labels == stage]
         if len(xs) < 2:
             continue
         for m in methods:
-            out.append(select_items(xs, m, reference, **options).assign(what="stage ROIs", stage=stage,
-                                                                          item=list(rois), selection=m))
+            out.append(select_items(xs, m, reference, two_sided=score == "abs_contrast", **options).assign(
+                what="stage ROIs", stage=stage, item=list(rois), selection=m))
     if not out:
         raise ValueError(f"fewer than 2 subjects in every stage of {list(stages)}")
     return _ordered(pd.concat(out, ignore_index=True))

@@ -148,12 +148,13 @@ def cmd_bootstrap_genes(args: argparse.Namespace) -> None:
 
 
 def cmd_bootstrap_rois(args: argparse.Namespace) -> None:
-    from rgenima_lib.attribution.bootstrap import bootstrap_rois
+    from rgenima_lib.attribution.bootstrap import bootstrap_rois, stage_roi_score
     from rgenima_lib.attribution.permutation import stage_permutation_tests
 
     dump = load_pooled(args.dumps)
+    score = stage_roi_score(args.score, dump.method)
     table = bootstrap_rois(dump.roi_importance, dump.label, dump.rois, n_boot=args.n_boot, top_k=args.top_k,
-                           threshold=args.threshold, score=args.score, n_draw=args.n_draw, seed=args.seed)
+                           threshold=args.threshold, score=score, n_draw=args.n_draw, seed=args.seed)
     perm = stage_permutation_tests(dump.roi_importance, dump.label, dump.rois, n_perm=args.n_perm,
                                    alternative=args.alternative, alpha=args.alpha, seed=args.seed)
     table = table.merge(perm.drop(columns=["n_stage"]), on=["stage", "roi"], how="left")
@@ -214,6 +215,7 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> None:
+    from rgenima_lib.attribution.bootstrap import stage_roi_score
     from rgenima_lib.attribution.selection import select_genes, select_stage_rois
 
     dump = load_pooled(args.dumps)
@@ -227,7 +229,7 @@ def cmd_select(args: argparse.Namespace) -> None:
                               score=args.gene_score, **options)]
         if len(dump.rois):  # a gene-only LLM's dump has no ROIs
             parts.append(select_stage_rois(dump.roi_importance, dump.label, dump.rois, methods=methods,
-                                           score=args.roi_score, **options))
+                                           score=stage_roi_score(args.roi_score, dump.method), **options))
         table = pd.concat(parts, ignore_index=True)
     write_noted_tsv(table, args.output, dump.note, float_format="%.6g")
     for (what, stage, method), t in table.groupby(["what", "stage", "selection"], sort=False):
@@ -600,7 +602,7 @@ def register(sub) -> None:
     _bootstrap_args(p)
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--score", choices=["mean", "contrast"], default="mean",
+    p.add_argument("--score", choices=["mean", "contrast", "abs_contrast"], default="mean",
                    help="rank by the stage mean (paper) or by stage mean minus NC mean")
     p.add_argument("--n-perm", type=int, default=10000,
                    help="label permutations (1,000 floor p at 1/1001: too coarse for BH over 109 ROIs)")
@@ -657,7 +659,7 @@ def register(sub) -> None:
     p.add_argument("--top-rois", type=int, required=True)
     p.add_argument("--top-n", type=int, required=True, help="pairs per stage counted as found")
     p.add_argument("--gene-score", choices=["sum", "per_token"], default="per_token")
-    p.add_argument("--roi-score", choices=["mean", "contrast"], default="contrast")
+    p.add_argument("--roi-score", choices=["mean", "contrast", "abs_contrast"], default="contrast")
     p.add_argument("--alpha", type=float, default=0.05, help="BH level of the significance selection")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", required=True)
@@ -681,7 +683,8 @@ def register(sub) -> None:
     p.add_argument("--methods", nargs="+", choices=["top_k", "significance", "stability"],
                    default=["significance", "stability"], help="top_k is the bootstrap rules' (ignored here)")
     p.add_argument("--gene-score", choices=["sum", "per_token"], default="sum")
-    p.add_argument("--roi-score", choices=["mean", "contrast"], default="mean")
+    p.add_argument("--roi-score", choices=["mean", "contrast", "abs_contrast"], default="mean",
+                   help="contrast is two-sided (abs_contrast) for a signed method's dumps")
     p.add_argument("--alpha", type=float, default=0.05, help="BH level of the significance selection")
     p.add_argument("--n-subsamples", type=int, default=100, help="half-subsamples of the stability selection")
     p.add_argument("--expected-false", type=float, default=1.0, help="E[V] bound that sets q per subsample")

@@ -78,3 +78,28 @@ def test_the_command_refuses_dumps_written_by_another_method(tmp_path):
                           "--output", str(tmp_path / "t.tsv")], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "written by rollout" in out.stderr
     assert not (tmp_path / "t.tsv").exists()
+
+
+def test_a_signed_method_is_ranked_by_the_size_of_its_stage_contrast():
+    """IG's planted ROIs are evidence *for* NC in NC subjects: their signed contrast is negative, its size large."""
+    from rgenima_lib.attribution.bootstrap import bootstrap_rois, stage_roi_score
+    from rgenima_lib.attribution.selection import significance_select
+
+    dump = _dump("integrated_gradients", False, n=200, seed=4)
+    nc = np.asarray(dump.label) == "NC"
+    dump.roi_importance[np.ix_(nc, [2, 5, 11])] += 3.0  # strong evidence in NC only
+    assert stage_roi_score("contrast", "integrated_gradients") == "abs_contrast"
+    assert stage_roi_score("contrast", "rollout") == "contrast" and stage_roi_score("mean", "gradient_input") == "mean"
+    table = method_recovery(TRUTH, {"integrated_gradients": dump}, top_genes=2, top_rois=3, top_pairs=1,
+                            selections=("significance",))
+    rois = table[table["what"] == "stage ROIs"].set_index(["stage", "selection"])
+    assert (rois.loc[(slice(None), "top_k"), "recall"] == 1.0).all() and (table["roi_score"] == "abs_contrast").all()
+    assert (rois.loc[(slice(None), "significance"), "recall"] == 1.0).all()
+    one_sided = bootstrap_rois(dump.roi_importance, dump.label, dump.rois, n_boot=50, top_k=3, score="contrast")
+    two_sided = bootstrap_rois(dump.roi_importance, dump.label, dump.rois, n_boot=50, top_k=3, score="abs_contrast")
+    planted = {"R2", "R5", "R11"}
+    assert not planted & set(one_sided.loc[one_sided["stable"], "roi"])
+    assert set(two_sided.loc[two_sided["stable"] & (two_sided["stage"] == "AD"), "roi"]) == planted
+    x = dump.roi_importance[np.asarray(dump.label) == "AD"]
+    assert not significance_select(x, dump.roi_importance[nc])["selected"][[2, 5, 11]].any()
+    assert significance_select(x, dump.roi_importance[nc], two_sided=True)["selected"][[2, 5, 11]].all()
