@@ -154,7 +154,8 @@ def completeness_summary(completeness: np.ndarray) -> dict:
 def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Sequence[str], *, fold: int = 0,
                       sink: str = "exclude", answer_rows: str = "label", batch_size: int = 1,
                       extra_orders=None, meta: dict | None = None, method: str = "rollout_tokens",
-                      image: ImageInputs | None = None, ig_steps: int = 32) -> AttentionDump:
+                      image: ImageInputs | None = None, ig_steps: int = 32,
+                      explain: str = "predicted") -> AttentionDump:
     """Score, then roll out, every sample; return the dump of one fold.
 
     Parameters
@@ -191,6 +192,10 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         Needed by every method but ``rollout_tokens``.
     ig_steps : int
         Integrated gradients' path points.
+    explain : {"predicted", "label"}
+        The stage whose answer the gradient methods and the label rows explain: the model's prediction
+        (default), or the subject's own stage (what carries the evidence of the stage it has, which is
+        what a per-stage ROI selection asks; a misclassified subject then still speaks for its stage).
 
     Returns
     -------
@@ -198,6 +203,10 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
     """
     if sink not in SINK_MODES:
         raise ValueError(f"sink must be one of {SINK_MODES}, not {sink!r}")
+    if explain not in ("predicted", "label"):
+        raise ValueError(f"explain must be 'predicted' or 'label', not {explain!r}")
+    if explain == "label" and any(s.stage not in STAGES for s in samples):
+        raise ValueError("explain='label' needs every sample's stage")
     check_method(method)
     if not samples:
         raise ValueError("no samples to attribute")
@@ -214,13 +223,14 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         chunk = samples[start:start + batch_size]
         p = score_answers(model, collate(chunk))
         pred = [STAGES[int(i)] for i in p.argmax(1)]
+        target = pred if explain == "predicted" else [s.stage for s in chunk]
         n_extra = len(extra_orders[start]) if extra_orders else 0
         views = [] if n_extra else [attribute_batch(method, model, image, chunk, spans_list[start:start + batch_size],
-                                                    genes, pred, sink, answer_rows, ig_steps)]
+                                                    genes, target, sink, answer_rows, ig_steps)]
         for o in range(n_extra):  # the same subjects with their gene blocks in another order
             texts = [extra_orders[start + i][o] for i in range(len(chunk))]
             permuted = [replace(s, genome_text=t.text, genes=getattr(t, "genes", None)) for s, t in zip(chunk, texts)]
-            views.append(attribute_batch(method, model, image, permuted, [t.spans for t in texts], genes, pred, sink,
+            views.append(attribute_batch(method, model, image, permuted, [t.spans for t in texts], genes, target, sink,
                                          answer_rows, ig_steps))
         parts.append(BatchAttribution(*(np.mean([getattr(v, f.name) for v in views], axis=0)
                                         for f in fields(BatchAttribution))))
@@ -241,7 +251,8 @@ def attribute_samples(model, samples, spans_list, genes: Sequence[str], rois: Se
         predicted=np.array([STAGES[int(i)] for i in probabilities.argmax(1)], dtype=str),
         probabilities=probabilities, sink_share=cat["sink_share"], roi_presence=presence,
         gene_tokens=cat["gene_tokens"], fold=np.full(len(samples), fold, dtype=np.int16),
-        meta={"method": method, "sink": sink, "answer_rows": answer_rows, "n_layers": n_layers, "fold": fold,
+        meta={"method": method, "explain": explain, "sink": sink, "answer_rows": answer_rows, "n_layers": n_layers,
+              "fold": fold,
               **({"ig_steps": ig_steps, "completeness": completeness_summary(cat["completeness"])}
                  if method == "integrated_gradients" else {}),
               "gene_orders": (len(extra_orders[0]) if extra_orders and extra_orders[0] else 1),

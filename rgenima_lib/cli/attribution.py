@@ -107,7 +107,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     dump = attribute_samples(model, prompts.samples, prompts.spans, genes, rois, fold=args.fold, sink=args.sink,
                              answer_rows=args.answer_rows, batch_size=args.batch_size,
                              extra_orders=prompts.extra_orders, method=args.method, image=image,
-                             ig_steps=args.ig_steps,
+                             ig_steps=args.ig_steps, explain=args.explain,
                              meta={"model": args.model or "", "checkpoint": str(args.checkpoint), "note": note})
     write_dump(args.output, dump)
     seconds = time.perf_counter() - start
@@ -580,6 +580,8 @@ def register(sub) -> None:
                    help="rows rolled out for the answer: those predicting the label token(s), or the prompt's last")
     p.add_argument("--gene-orders", type=int, default=1,
                    help="1: attribute the canonical gene order (paper); K > 1: average over K seeded permutations")
+    p.add_argument("--explain", choices=["predicted", "label"], default="predicted",
+                   help="the stage whose answer is explained: the model's prediction, or the subject's own stage")
     p.add_argument("--seed", type=int, default=0, help="seeds the gene-order permutations")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--bf16", action="store_true", help="bf16 weights on CUDA (ignored on CPU)")

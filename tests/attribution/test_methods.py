@@ -4,6 +4,8 @@ independent RiT rollout, and the deletion test (faithfulness) on a planted toy m
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -267,3 +269,17 @@ def test_removing_a_gene_token_zeroes_its_dosages_and_keeps_the_others():
     np.testing.assert_array_equal(removed.genes.dosages, [[2, 2], [0, 0], [0, 1]])
     assert removed.genome_text == "BIN1: 2 2\nAPOE: 0 0\nAPP: 0 1" and removed.stage == "AD"
     np.testing.assert_array_equal(sample.genes.dosages, dosages)  # the sample itself is untouched
+
+
+def test_explaining_the_label_explains_each_subjects_own_stage(model, encoder):
+    samples, spans, image = _cohort(encoder, n=2)
+    samples = [replace(s, stage=stage) for s, stage in zip(samples, ["AD", "SMC"])]
+    rois = [f"r{i}" for i in range(N_ROI)]
+    got = attribute_samples(model, samples, spans, GENES, rois, method="gradient_input", image=image,
+                            explain="label")
+    expected = attribute_batch("gradient_input", model, image, samples, spans, GENES, ["AD", "SMC"])
+    np.testing.assert_allclose(got.roi_importance, expected.roi_importance, rtol=1e-4, atol=1e-6)
+    assert got.meta["explain"] == "label"
+    with pytest.raises(ValueError, match="needs every sample's stage"):
+        attribute_samples(model, [replace(samples[0], stage=None)], spans[:1], GENES, rois, method="gradient_input",
+                          image=image, explain="label")

@@ -26,6 +26,7 @@ rule attribute:
     params:
         method=attribution_method,
         ig_steps=ATTR["ig_steps"],
+        explain=ATTR["explain"],
         sink=ATTR["sink"],
         answer_rows=ATTR["answer_rows"],
         batch_size=ATTR["batch_size"],
@@ -50,7 +51,8 @@ rule attribute:
         "--snp-separator {params.snp_separator:q} --snp-packing {params.snp_packing:q} "
         "--gene-panel {input.gene_panel:q} --rois {input.rois:q} "
         "--fold {wildcards.k:q} --model {wildcards.model:q} --method {params.method:q} "
-        "--ig-steps {params.ig_steps:q} --sink {params.sink:q} --answer-rows {params.answer_rows:q} "
+        "--ig-steps {params.ig_steps:q} --explain {params.explain:q} --sink {params.sink:q} "
+        "--answer-rows {params.answer_rows:q} "
         "--gene-orders {params.gene_orders:q} "
         "--seed {params.seed:q} --batch-size {params.batch_size:q} {params.bf16:q} {params.limit:q} "
         "--threads {threads:q} --output {output.dump:q} --summary {output.summary:q} > {log:q} 2>&1"
