@@ -14,8 +14,10 @@ runs on one method, ``attribution.method``. To tell which method finds what, eac
 - ``significance`` (BH against the items' own bulk) and ``stability`` where configured
   (:mod:`~rgenima_lib.attribution.selection`), exactly as rule ``attribution_select``.
 
-Methods that define no ROI-gene share (the gradient methods write zeros) get no pair rows, and a
-dump without ROIs (a gene-only LLM) no ROI rows.
+Methods that define no ROI-gene share (the gradient methods write zeros) get no pair rows, a dump
+without ROIs (a gene-only LLM) no ROI rows, and one whose genes are all zero no gene rows (the
+gradient methods on gene tokens, ``llm.gene_input: tokens``, whose path moves the text embeddings the
+gene tokens replace).
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ def method_recovery(truth: dict, dumps: Mapping[str, AttentionDump], *, top_gene
                                top_genes=top_genes, top_rois=top_rois)
         if not len(rois):
             table = table[table["what"] == "causal genes"]
+        if not np.any(dump.gene_importance):  # gene tokens: the gradient methods' path does not reach them
+            table = table[table["what"] != "causal genes"]
         m = classification_metrics(label_indices(dump.label), label_indices(dump.predicted))
         out.append(table.assign(method=method, roi_score=score, accuracy=m["accuracy"],
                                 balanced_accuracy=m["balanced_accuracy"]))

@@ -62,11 +62,14 @@ def test_the_planted_method_recovers_everything_and_the_noise_method_is_ranked_l
     assert (table["balanced_accuracy"] == 1.0).all()
 
 
-def test_a_method_without_roi_gene_shares_gets_no_pair_rows():
+def test_a_method_without_roi_gene_shares_or_genes_gets_no_rows_for_them():
     dump = _dump("gradient_input", True)
     dump.roi_gene[:] = 0
     table = method_recovery(TRUTH, {"gradient_input": dump}, top_genes=2, top_rois=3, top_pairs=1, selections=())
     assert "ROI-gene pairs" not in set(table["what"]) and "stage ROIs" in set(table["what"])
+    dump.gene_importance[:] = 0  # gene tokens: the gradient methods leave the genes at 0
+    table = method_recovery(TRUTH, {"gradient_input": dump}, top_genes=2, top_rois=3, top_pairs=1, selections=())
+    assert set(table["what"]) == {"stage ROIs"}
 
 
 def test_the_command_refuses_dumps_written_by_another_method(tmp_path):
