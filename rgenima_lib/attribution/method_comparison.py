@@ -31,7 +31,6 @@ from rgenima_lib.attribution.bootstrap import TARGET_STAGES, stage_roi_score
 from rgenima_lib.attribution.dump_format import AttentionDump
 from rgenima_lib.attribution.recovery import RECOVERY_COLUMNS, recovery_table
 from rgenima_lib.attribution.selection import gene_scores, select_genes, select_stage_rois
-from rgenima_lib.evaluate.metrics import classification_metrics, label_indices
 
 
 def observed_ranks(score: np.ndarray) -> np.ndarray:
@@ -120,7 +119,7 @@ def method_recovery(truth: dict, dumps: Mapping[str, AttentionDump], *, top_gene
     Returns
     -------
     DataFrame
-        ``method``, ``accuracy``, ``balanced_accuracy`` and :data:`RECOVERY_COLUMNS`.
+        ``method``, ``roi_score`` (the stage-ROI score used) and :data:`RECOVERY_COLUMNS`.
     """
     out = []
     for method, dump in dumps.items():
@@ -142,8 +141,6 @@ def method_recovery(truth: dict, dumps: Mapping[str, AttentionDump], *, top_gene
             table = table[table["what"] == "causal genes"]
         if not np.any(dump.gene_importance):  # gene tokens: the gradient methods' path does not reach them
             table = table[table["what"] != "causal genes"]
-        m = classification_metrics(label_indices(dump.label), label_indices(dump.predicted))
-        out.append(table.assign(method=method, roi_score=score, accuracy=m["accuracy"],
-                                balanced_accuracy=m["balanced_accuracy"]))
-    columns = ["method", "roi_score", "accuracy", "balanced_accuracy", *RECOVERY_COLUMNS]
+        out.append(table.assign(method=method, roi_score=score))
+    columns = ["method", "roi_score", *RECOVERY_COLUMNS]
     return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)

@@ -358,7 +358,14 @@ def cmd_method_recovery(args: argparse.Namespace) -> None:
     table = method_recovery(truth, dumps, top_genes=args.top_genes, top_rois=args.top_rois, top_pairs=args.top_n,
                             selections=args.selections, gene_score=args.gene_score, roi_score=args.roi_score,
                             alpha=args.alpha, seed=args.seed)
-    note = next(iter(dumps.values())).note.rsplit("; attribution:", 1)[0]
+    from rgenima_lib.evaluate.metrics import classification_metrics, label_indices
+
+    # every method attributes the same model's answers: one accuracy, stated beside the table
+    first = next(iter(dumps.values()))
+    m = classification_metrics(label_indices(first.label), label_indices(first.predicted))
+    table.insert(2, "accuracy", m["accuracy"])
+    table.insert(3, "balanced_accuracy", m["balanced_accuracy"])
+    note = first.note.rsplit("; attribution:", 1)[0]
     write_noted_tsv(table, args.output, note, float_format="%.6g")
     if args.markdown:
         cols = ["method", "what", "stage", "selection", "n_planted", "n_found", "true_positives", "precision",

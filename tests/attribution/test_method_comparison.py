@@ -59,7 +59,6 @@ def test_the_planted_method_recovers_everything_and_the_noise_method_is_ranked_l
     assert genes.precision == 1.0 and genes.recall == 1.0
     assert rows.loc[("integrated_gradients", "ROI-gene pairs", "AD", "top_k")].recall == 1.0
     assert set(table["method"]) == {"integrated_gradients", "rollout"}
-    assert (table["balanced_accuracy"] == 1.0).all()
 
 
 def test_a_method_without_roi_gene_shares_or_genes_gets_no_rows_for_them():
@@ -81,6 +80,14 @@ def test_the_command_refuses_dumps_written_by_another_method(tmp_path):
                           "--output", str(tmp_path / "t.tsv")], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "written by rollout" in out.stderr
     assert not (tmp_path / "t.tsv").exists()
+    ok = subprocess.run([sys.executable, "-m", "rgenima_lib.cli", "method-recovery", "--truth",
+                         str(tmp_path / "truth.json"), "--methods", "rollout", "--dumps", str(tmp_path / "a.npz"),
+                         "--top-genes", "2", "--top-rois", "3", "--top-n", "1", "--output", str(tmp_path / "t.tsv"),
+                         "--markdown", str(tmp_path / "t.md")], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    table = pd.read_csv(tmp_path / "t.tsv", sep="\t", comment="#")
+    assert (table["balanced_accuracy"] == 1.0).all() and (table["method"] == "rollout").all()
+    assert "top_k ranks the observed score" in (tmp_path / "t.md").read_text()
 
 
 def test_a_signed_method_is_ranked_by_the_size_of_its_stage_contrast():
