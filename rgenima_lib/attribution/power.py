@@ -182,7 +182,8 @@ def linear_gene_ranking(dosage: np.ndarray, snp_gene: np.ndarray, stages, genes,
     Parameters
     ----------
     dosage : float[N, M]
-        Minor-allele dosages (NaN: missing, set to the SNP's mean).
+        Minor-allele dosages, missing calls already imputed
+        (:func:`~rgenima_lib.genetics.genotype_matrix.impute_expected_dosage`).
     snp_gene : str[M]
     stages : str[N]
     genes : sequence of str
@@ -195,7 +196,8 @@ def linear_gene_ranking(dosage: np.ndarray, snp_gene: np.ndarray, stages, genes,
         gene, mean_score, rank (1 = highest); and the model's accuracy in ``attrs["accuracy"]``.
     """
     x = np.asarray(dosage, np.float64)
-    x = np.where(np.isnan(x), np.nanmean(x, 0), x)
+    if np.isnan(x).any() or (x < 0).any():
+        raise ValueError("dosage holds missing calls (NaN or -1): impute them before ranking")
     y = np.array([STAGES.index(s) for s in stages])
     terms, predicted = cross_fitted_attributions(x, y, seed=seed)
     importance, tokens = gene_terms(terms, y, np.asarray(snp_gene), genes)

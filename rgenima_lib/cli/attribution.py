@@ -239,7 +239,7 @@ def cmd_select(args: argparse.Namespace) -> None:
 
 def cmd_pair_association(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.pair_association import pair_association, top_associations
-    from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
+    from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage, load_genotypes, read_snps
     from rgenima_lib.vocabulary import read_rois_table
 
     require_inputs(args.genotypes, args.snps, args.volumes, args.manifest, args.gene_panel, args.rois)
@@ -461,7 +461,7 @@ def cmd_power(args: argparse.Namespace) -> None:
 
 def cmd_power_llm_check(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.power import dump_gene_ranking, linear_gene_ranking, ranking_agreement
-    from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
+    from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage, load_genotypes, read_snps
 
     require_inputs(args.truth, args.genotypes, args.snps, *args.dumps)
     dump = load_pooled(args.dumps)
@@ -473,8 +473,13 @@ def cmd_power_llm_check(args: argparse.Namespace) -> None:
                              path=args.genotypes, fix="pass the genotype matrix the attributed model was trained from.")
     snps = read_snps(args.snps)
     column = {s: j for j, s in enumerate(np.asarray(geno["snps"]).astype(str))}
-    dosage = np.asarray(geno["dosage"], np.float64)[np.ix_([row[s] for s in dump.subjects],
-                                                           [column[s] for s in snps["snp"]])]
+    absent = [s for s in snps["snp"] if s not in column]
+    if absent:
+        raise InputDataError(f"{len(absent)} SNPs of snps.tsv are not in the genotype matrix, e.g. {absent[0]}.",
+                             path=args.genotypes, fix="pass the snps.tsv written with this genotype matrix.")
+    dosage = np.asarray(geno["dosage"])[np.ix_([row[s] for s in dump.subjects], [column[s] for s in snps["snp"]])]
+    # missing calls (-1) as 2p over the attributed subjects: the ranking's model cross-fits on them all
+    dosage, _, _ = impute_expected_dosage(dosage, np.ones(len(dosage), bool))
     linear = linear_gene_ranking(dosage, snps["gene"].to_numpy(), dump.label, list(dump.genes),
                                  gene_score=args.gene_score, seed=args.seed)
     llm = dump_gene_ranking(dump, args.gene_score)

@@ -51,10 +51,13 @@ def test_the_linear_ranking_finds_a_planted_gene_and_agrees_with_an_identical_ll
     n, genes = 600, ["G0", "G1", "G2", "G3"]
     snp_gene = np.repeat(genes, 3)
     dosage = rng.binomial(2, 0.3, (n, len(snp_gene))).astype(float)
-    dosage[rng.random(dosage.shape) < 0.02] = np.nan  # missing calls are set to the SNP's mean
-    liability = 1.5 * np.nan_to_num(dosage[:, 7], nan=0.6) + rng.normal(0, 1, n)  # G2's second SNP drives the stage
+    liability = 1.5 * dosage[:, 7] + rng.normal(0, 1, n)  # G2's second SNP drives the stage
     stages = np.array(["NC", "SMC", "MCI", "AD"])[np.digitize(liability, np.quantile(liability, [0.25, 0.5, 0.75]))]
     linear = linear_gene_ranking(dosage, snp_gene, stages, genes, gene_score="sum")
+    missing = dosage.copy()
+    missing[0, 0] = -1
+    with pytest.raises(ValueError, match="impute them"):
+        linear_gene_ranking(missing, snp_gene, stages, genes)
     assert linear.iloc[0]["gene"] == "G2" and linear.attrs["accuracy"] > 0.3
     same = ranking_agreement(linear, linear, ["G2"], k=1)
     assert same.attrs["spearman"] == pytest.approx(1.0) and same.attrs["top_k_overlap"] == 1.0
