@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextlib.contextmanager
@@ -68,6 +69,9 @@ def write_tsv(table: pd.DataFrame, path: str | Path, **kwargs) -> None:
 
 def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
     """Read a tab-separated table with ``#`` comment lines allowed."""
+    # pandas is imported here, not at the top: every rule job starts `rgenima`, and most never read a table.
+    import pandas as pd
+
     return pd.read_csv(path, sep="\t", comment="#", **kwargs)
 
 

@@ -255,3 +255,15 @@ def test_no_private_names_imported_across_modules():
                 hits += [f"{_rel(path)}:{node.lineno}: {alias.name}" for alias in node.names
                          if alias.name.startswith("_")]
     assert not hits, "make these names public where they are defined, or keep them in one module:\n" + "\n".join(hits)
+
+
+def test_building_the_command_line_imports_no_heavy_library():
+    """Every rule job starts `rgenima` and builds its whole parser (docs/design.md, "Rule jobs start fast")."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "pandas", "scipy", "torch", "transformers", "nibabel", "matplotlib")
+    code = ("import sys; from rgenima_lib.cli import build_parser; build_parser(); "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == [], f"building the parser imported {out.stdout.split()}"

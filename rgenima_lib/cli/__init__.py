@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from rgenima_lib.errors import InputDataError
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # torch's CPU allocator backs its large tensors (>= 2 MB) with transparent huge pages when this is set
+    # (read at the first allocation). A batch of ROI patches is 114 MB at S = 32; in 4 kB pages its fresh
+    # allocation is mostly page faults (docs/design.md, "Rule jobs start fast").
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)

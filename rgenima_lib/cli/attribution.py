@@ -31,10 +31,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
 from rgenima_lib.attribution.methods import METHODS
 from rgenima_lib.cli.common import add_snp_text_args, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
@@ -45,6 +41,8 @@ log = logging.getLogger("rgenima")
 
 def load_pooled(paths):
     """Pool the folds' dumps of one model."""
+    from rgenima_lib.attribution.dump_format import concat_dumps, read_dump
+
     require_inputs(*paths)
     return concat_dumps([read_dump(p) for p in paths])
 
@@ -128,6 +126,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- bootstrap
 def cmd_bootstrap_genes(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from rgenima_lib.attribution.bootstrap import bootstrap_genes
 
     dump = load_pooled(args.dumps)
@@ -183,6 +183,8 @@ def cmd_bootstrap_roi_gene(args: argparse.Namespace) -> None:
 
 
 def cmd_enrichment(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.attribution.enrichment import gwas_enrichment
 
     require_inputs(args.genes, args.gene_panel)
@@ -215,6 +217,8 @@ def cmd_enrichment(args: argparse.Namespace) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.attribution.bootstrap import stage_roi_score
     from rgenima_lib.attribution.selection import select_genes, select_stage_rois
 
@@ -238,6 +242,8 @@ def cmd_select(args: argparse.Namespace) -> None:
 
 
 def cmd_pair_association(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.attribution.pair_association import pair_association, top_associations
     from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage, load_genotypes, read_snps
     from rgenima_lib.vocabulary import read_rois_table
@@ -285,6 +291,8 @@ def _accuracy_line(what: str, dump) -> str:
 
 
 def cmd_recovery(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.attribution.leak_check import leak_check
     from rgenima_lib.attribution.recovery import leak_rows, recovery_table
 
@@ -380,6 +388,8 @@ def cmd_method_recovery(args: argparse.Namespace) -> None:
 
 
 def cmd_null_control(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     import tempfile
 
     import torch
@@ -460,6 +470,8 @@ def cmd_power(args: argparse.Namespace) -> None:
 
 
 def cmd_power_llm_check(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from rgenima_lib.attribution.power import dump_gene_ranking, linear_gene_ranking, ranking_agreement
     from rgenima_lib.genetics.genotype_matrix import impute_expected_dosage, load_genotypes, read_snps
 
@@ -502,6 +514,8 @@ def cmd_power_llm_check(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- faithfulness
 def cmd_faithfulness(args: argparse.Namespace) -> None:
+    import numpy as np
+
     import torch
 
     from rgenima_lib.attribution.attribute import attribute_samples

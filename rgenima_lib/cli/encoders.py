@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from rgenima_lib.cli.common import add_snp_text_args, require_inputs
-from rgenima_lib.data.datasets import read_samples
 from rgenima_lib.io import load_settings, read_tsv, write_tsv
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("rgenima")
 
@@ -33,6 +33,8 @@ def _accuracy(table: pd.DataFrame) -> float:
 
 
 def cmd_pretrain_encoder(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.evaluate.tables import predictions_frame
     from rgenima_lib.train.encoder import (EncoderSettings, plot_training_curve, pretrain_fold, save_checkpoint,
                                            subject_loader)
@@ -83,6 +85,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_gene_tokens(args: argparse.Namespace) -> None:
+    from rgenima_lib.data.datasets import read_samples
+
     import torch
 
     from rgenima_lib.genetics.serialize import GenomeTexts
@@ -108,6 +112,10 @@ def cmd_gene_tokens(args: argparse.Namespace) -> None:
 
 
 def cmd_train_baseline(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+    from rgenima_lib.data.datasets import read_samples
+
     from rgenima_lib.evaluate.tables import predictions_frame
     from rgenima_lib.genetics.genotype_matrix import load_genotypes
     from rgenima_lib.models.baselines import model_image_encoder

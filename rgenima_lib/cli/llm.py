@@ -17,8 +17,6 @@ import argparse
 import logging
 import warnings
 
-import pandas as pd
-
 from rgenima_lib.cli.common import add_snp_text_args, quiet_libraries, require_inputs
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.io import atomic_output, load_settings, read_tsv, write_json, write_tsv
@@ -44,6 +42,8 @@ def cmd_build_demo_llm(args: argparse.Namespace) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from rgenima_lib.train.resource_plan import (ModelShape, PlanSettings, check_plan, make_plan,
                                                  require_attn_implementation)
 
@@ -73,6 +73,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     import torch.distributed as dist
 
     from rgenima_lib.data.prompt_samples import fold_genomes, load_prompt_samples

@@ -70,25 +70,12 @@ import pandas as pd
 
 from rgenima_lib.genetics.augment import gene_order
 from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
+from rgenima_lib.genetics.text_options import (DEFAULT_PACKING, DEFAULT_SEPARATOR, PACKINGS, SEPARATOR_SETTINGS,
+                                               SEPARATORS)
 
 STYLES = ("compact", "verbose")
 SYMBOLS = np.array([str(d) for d in range(9)])
 """The symbol of each genotype code: a minor-allele count 0..2, or a packed pair 0..8."""
-
-PACKINGS = ("none", "pairs")
-"""What ``genetics.snp_packing`` may say: one symbol per SNP (the paper's text) or one per two SNPs of a gene."""
-
-DEFAULT_PACKING = "none"
-"""The packing of the library calls that name none: the paper's one symbol per SNP."""
-
-SEPARATORS = {"none": "", "space": " ", "comma": ","}
-"""Genotype separators by setting name, in the order :func:`resolve_separator` prefers them on a tie."""
-
-SEPARATOR_SETTINGS = ("auto", *SEPARATORS)
-"""What ``genetics.snp_separator`` may say: ``auto`` (chosen per tokenizer) or a separator name."""
-
-DEFAULT_SEPARATOR = "space"
-"""The separator of the library calls that name none (the BERT baselines' text, as before)."""
 
 
 class GenomeText(NamedTuple):

@@ -28,7 +28,6 @@ import functools
 import itertools
 
 import numpy as np
-from scipy import ndimage
 
 #: Output samples per band of an interpolation matrix. Narrower bands do fewer multiply-adds but make
 #: smaller, less efficient BLAS calls; 12-16 was the fastest at S = 96 on one core.
@@ -170,6 +169,8 @@ def resize_naive(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     -------
     float32[S0, S1, S2]
     """
+    from scipy import ndimage  # the reference only: the pipeline's own resize needs no scipy
+
     factors = np.asarray(shape, float) / np.asarray(x.shape, float)
     # mode="nearest": with the default "constant", the last output sample (at input coordinate
     # n_in - 1 plus float rounding) would be blended with the zero outside the box.

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from rgenima_lib.errors import InputDataError
 from rgenima_lib.imaging.resample import resize_trilinear
@@ -107,6 +106,8 @@ def label_boxes(labels: np.ndarray, label_ids: Sequence[int], margin: int) -> tu
     boxes : int64[n_roi, 6]
         (x0, x1, y0, y1, z0, z1), half-open; -1 for absent labels.
     """
+    from scipy import ndimage  # here, not at the top: the whole-brain job imports this module without needing it
+
     ids = np.asarray(label_ids, np.int64)
     top = int(ids.max())
     # bincount and find_objects each scan the volume once for all labels, instead of

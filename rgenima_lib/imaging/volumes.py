@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from rgenima_lib.errors import InputDataError
 
@@ -290,6 +289,9 @@ def resample_labels_nearest(labels: Volume, target: Volume) -> Volume:
     Volume
         int32[X, Y, Z] labels on ``target``'s grid (``path`` stays the label file's).
     """
+    # Imported here: only this repair needs scipy, and the whole-brain rule job starts faster without it.
+    from scipy import ndimage
+
     # target voxel -> world -> label voxel
     matrix = np.linalg.inv(labels.affine) @ target.affine
     # grid-constant: a label voxel covers up to half a voxel past its centre, also at the edge of the

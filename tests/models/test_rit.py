@@ -155,6 +155,25 @@ def test_input_normalization_and_roi_volume():
     assert "input_mean" in model.state_dict() and "volume_scale" in model.state_dict()
 
 
+@pytest.mark.parametrize("rank", [None, 1, 2])
+def test_patch_embedding_of_stored_uint8_patches_is_the_normalised_conv3d(rank):
+    """The RiT normalises after its (linear) projection; uint8 patches as stored are scaled by 1/255 there."""
+    torch.manual_seed(7)
+    cfg = RiTConfig(n_rois=6, roi_size=4, dim=16, depth=1, heads=2, dropout=0.0, patch_rank=rank)
+    model = RiT(cfg).eval()
+    mean, scale = torch.rand(6, 4, 4, 4), torch.rand(6) + 0.5
+    model.set_input_normalization(mean, scale)
+    stored = torch.randint(0, 256, (3, 6, 4, 4, 4), dtype=torch.uint8)
+    presence = torch.ones(3, 6, dtype=torch.bool)
+    unit = stored.float() / 255.0
+    # The reference: normalise every voxel first, then the Conv3d with the equivalent full kernel.
+    normalised = (unit - mean) / scale.view(1, 6, 1, 1, 1)
+    ref = F.conv3d(normalised.reshape(18, 1, 4, 4, 4), model.patch.full_kernel(), model.patch.bias, stride=4)
+    torch.testing.assert_close(model.embed_patches(unit, presence), ref.view(3, 6, 16), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.embed_patches(stored, presence), ref.view(3, 6, 16), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model(stored, presence), model(unit, presence), rtol=1e-4, atol=1e-5)
+
+
 def test_rank1_tucker_kernel_starts_as_the_patch_mean():
     torch.manual_seed(6)
     patch = PatchEmbed3d(5, 8, rank=1)

@@ -211,3 +211,36 @@ def test_pretrain_fold_trains_on_the_other_folds_and_predicts_its_own():
     with pytest.raises(InputDataError, match="roi_index.tsv: fold 1 has no imaged training subject"):
         pretrain_fold("rit", folds, index[index["subject"].isin(test)], data, 1, settings, seed=2,
                       index_path="roi_index.tsv")
+
+
+def test_roi_loader_gives_stored_uint8_or_unit_floats_and_the_same_normalisation(tmp_path):
+    """Training reads the patches as stored (uint8); the normalisation it fits is the float loader's."""
+    import json
+
+    import pandas as pd
+
+    from rgenima_lib.imaging.qc import ROI_INFO_KEYS
+    from rgenima_lib.train.encoder import fit_input_normalization, roi_loader
+
+    rng = np.random.default_rng(3)
+    rows, stored = [], {}
+    for i in range(4):
+        subject = f"002_S_{4000 + i}"
+        stored[subject] = rng.integers(0, 256, (5, 4, 4, 4), dtype=np.uint8)
+        np.save(tmp_path / f"{subject}.npy", stored[subject])
+        info = {k: None for k in ROI_INFO_KEYS}
+        info.update(presence=[True] * 5, voxel_counts=[100.0] * 5)
+        (tmp_path / f"{subject}.json").write_text(json.dumps(info))
+        rows.append({"subject": subject, "rois": str(tmp_path / f"{subject}.npy"),
+                     "info": str(tmp_path / f"{subject}.json")})
+    index = pd.DataFrame(rows)
+    as_float, as_stored = roi_loader(index), roi_loader(index, in_memory=True, stored=True)
+    for subject, raw in stored.items():
+        got = as_stored(subject)["rois"]
+        assert got.dtype == np.uint8 and np.array_equal(got, raw)
+        unit = as_float(subject)["rois"]
+        assert unit.dtype == np.float32
+        np.testing.assert_array_equal(unit, raw.astype(np.float32) / np.float32(255))
+    subjects = list(stored)
+    for a, b in zip(fit_input_normalization(subjects, as_float), fit_input_normalization(subjects, as_stored)):
+        np.testing.assert_array_equal(a, b)
