@@ -17,12 +17,13 @@ def require_inputs(*paths, fix: str = "run the upstream rule first, or check the
 
 def add_snp_text_args(p, default_separator: str = "auto") -> None:
     """``--snp-separator`` and ``--snp-packing`` (``genetics.snp_separator`` and ``snp_packing``): the SNP text."""
-    from rgenima_lib.genetics.text_options import DEFAULT_PACKING, PACKINGS, SEPARATOR_SETTINGS
+    from rgenima_lib.genetics.text_options import DEFAULT_PACKING, PACKING_SETTINGS, SEPARATOR_SETTINGS
 
     p.add_argument("--snp-separator", choices=SEPARATOR_SETTINGS, default=default_separator,
                    help="genotype separator; auto: the cheapest exact one for the tokenizer that reads the text")
-    p.add_argument("--snp-packing", choices=PACKINGS, default=DEFAULT_PACKING,
-                   help="genotype symbols: one per SNP (none, the paper) or one per two SNPs of a gene (pairs)")
+    p.add_argument("--snp-packing", choices=PACKING_SETTINGS, default=DEFAULT_PACKING,
+                   help="genotype symbols: one per SNP (none, the paper), one per two SNPs of a gene (pairs), or auto: the "
+                        "packing with the fewest exact tokens for the tokenizer that reads the text")
 
 
 def quiet_libraries() -> None:

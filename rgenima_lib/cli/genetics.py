@@ -130,7 +130,7 @@ def cmd_snp_text_tokens(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-    from rgenima_lib.genetics.serialize import (SEPARATORS, GenomeLayout, load_tokenizer, resolve_separator,
+    from rgenima_lib.genetics.serialize import (SEPARATORS, GenomeLayout, load_tokenizer, resolve_text_form,
                                                 serialize_genome, token_stats)
     from rgenima_lib.io import write_tsv
 
@@ -138,11 +138,11 @@ def cmd_snp_text_tokens(args: argparse.Namespace) -> None:
     snps = read_snps(args.snps)
     layout = GenomeLayout.from_snps(snps)
     tokenizer = load_tokenizer(args.tokenizer)
-    chosen = resolve_separator(args.snp_separator, tokenizer, layout, args.snp_packing)
+    chosen, packing = resolve_text_form(args.snp_separator, args.snp_packing, tokenizer, layout)
     rows = geno["dosage"][: args.max_subjects]
     # "compact": the text as configured; then every separator unpacked and packed in pairs (exact or not), and the
     # verbose form, for comparison.
-    forms = [("compact", "compact", chosen, args.snp_packing),
+    forms = [("compact", "compact", chosen, packing),
              *((f"compact_{name}", "compact", name, "none") for name in SEPARATORS),
              *((f"compact_pairs_{name}", "compact", name, "pairs") for name in SEPARATORS),
              ("verbose", "verbose", chosen, "none")]

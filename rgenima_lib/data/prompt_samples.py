@@ -55,8 +55,8 @@ def fold_genomes(imputed: str | Path, snps: str | Path, gene_input: str = "text"
     """
     if gene_input == "text":
         texts = GenomeTexts.from_files(imputed, snps, separator=separator, tokenizer=tokenizer, packing=packing)
-        log.info("SNP text: genotype separator %r (setting %r), packing %r", texts.separator, separator,
-                 texts.packing)
+        log.info("SNP text: genotype separator %r (setting %r), packing %r (setting %r)", texts.separator, separator,
+                 texts.packing, packing)
         return texts
     if gene_input == "tokens":
         return GeneTokenTexts.from_files(imputed, snps)

@@ -33,8 +33,8 @@ and with ``none`` (what byte-level BPE LLMs read, see below):
 * gene blocks in the order given (panel order, or a gene-order permutation,
   ``augment.gene_order``).
 
-Packed symbols (``genetics.snp_packing: pairs``, opt-in; a departure from the
-paper's one symbol per SNP, docs/departures.md). Each gene's SNPs are written
+Packed symbols (``genetics.snp_packing: pairs``, or ``auto``, the pipeline's default, where
+it is cheaper; a departure from the paper's one symbol per SNP, docs/departures.md). Each gene's SNPs are written
 two per symbol (:func:`pack_pairs`): the pair (g1, g2) of consecutive SNPs,
 pairs starting at the gene's first SNP, becomes the digit ``3·g1 + g2``
 (0..8), and a gene with an odd number of SNPs ends with its last SNP's own
@@ -43,7 +43,8 @@ count (``snps.tsv``):
 
     APOE:10 TOMM40:1102   ->   APOE:3 TOMM40:42
 
-The packing is only ever what the setting says; the separator is then resolved
+``auto`` packing keeps, per tokenizer, the packing whose exact text has the
+fewest tokens (:func:`resolve_text_form`); the separator is then resolved
 (``auto``) or checked (a named one) on the packed text for the tokenizer that
 reads it, and a combination that is not exact is refused
 (:func:`resolve_separator`). At paper scale (1,079 SNPs in 105 genes, 200
@@ -70,8 +71,8 @@ import pandas as pd
 
 from rgenima_lib.genetics.augment import gene_order
 from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-from rgenima_lib.genetics.text_options import (DEFAULT_PACKING, DEFAULT_SEPARATOR, PACKINGS, SEPARATOR_SETTINGS,
-                                               SEPARATORS)
+from rgenima_lib.genetics.text_options import (DEFAULT_PACKING, DEFAULT_SEPARATOR, PACKING_SETTINGS, PACKINGS,
+                                               SEPARATOR_SETTINGS, SEPARATORS)
 
 STYLES = ("compact", "verbose")
 SYMBOLS = np.array([str(d) for d in range(9)])
@@ -347,13 +348,14 @@ class GenomeTexts:
                    tokenizer=None, packing: str = DEFAULT_PACKING) -> "GenomeTexts":
         """Texts of one fold: ``results/genetics/imputed/fold<k>.npz`` and ``results/genetics/snps.tsv``.
 
-        ``separator`` may be 'auto' when ``tokenizer`` (the one that will read the texts) is given; with
-        ``packing`` 'pairs' the separator is checked against that tokenizer (:func:`resolve_separator`).
+        ``separator`` and ``packing`` may be 'auto' when ``tokenizer`` (the one that will read the texts) is
+        given (:func:`resolve_text_form`); with ``packing`` 'pairs' the separator is checked against that
+        tokenizer (:func:`resolve_separator`).
         """
         geno = load_genotypes(imputed_npz)
         layout = GenomeLayout.from_snps(read_snps(snps_tsv))
-        return cls(geno["dosage"], geno["subjects"].tolist(), layout, style,
-                   resolve_separator(separator, tokenizer, layout, packing), packing)
+        separator, packing = resolve_text_form(separator, packing, tokenizer, layout)
+        return cls(geno["dosage"], geno["subjects"].tolist(), layout, style, separator, packing)
 
     def blocks(self, subject: str) -> list[str]:
         if subject not in self._blocks:
@@ -442,8 +444,8 @@ def resolve_separator(setting: str, tokenizer, layout: GenomeLayout, packing: st
     tokens (the first listed on a tie): unpacked, ``none`` for the Qwen2- and
     Llama-3-style BPE tokenizers, ``space`` for WordPiece; packed in pairs,
     ``none`` for Qwen2-style, ``space`` for Llama-3-style and WordPiece (their
-    digit merges depend on the packed digits). The packing itself is never
-    chosen here: it is what ``genetics.snp_packing`` says.
+    digit merges depend on the packed digits). The packing itself is not
+    chosen here (:func:`resolve_text_form` does, for ``snp_packing: auto``).
 
     Parameters
     ----------
@@ -487,6 +489,57 @@ def resolve_separator(setting: str, tokenizer, layout: GenomeLayout, packing: st
                          f"the same cuts for every genotype) under this tokenizer with packing {packing!r}; "
                          "set genetics.snp_separator or genetics.snp_packing")
     return min(exact, key=lambda c: c["tokens_per_snp"])["separator"]
+
+
+def resolve_text_form(separator: str, packing: str, tokenizer, layout: GenomeLayout) -> tuple[str, str]:
+    """The (separator, packing) to write for ``tokenizer``: the settings themselves, or what 'auto' picks.
+
+    ``packing`` 'auto' tries each packing of :data:`PACKINGS` with :func:`resolve_separator` and keeps
+    the one whose exact text has the fewest tokens per SNP (``none``, the paper's text, on a tie; a
+    packing with no exact separator is skipped). On the paper's panel: ``pairs`` for Qwen2-style BPE
+    (0.81 tokens per SNP against 1.29) and WordPiece, ``none`` for the Llama-3-style demo tokenizer,
+    whose digit groups are already three SNPs per token (0.65).
+
+    Parameters
+    ----------
+    separator : str
+        One of :data:`SEPARATOR_SETTINGS` (``genetics.snp_separator``).
+    packing : str
+        One of :data:`PACKING_SETTINGS` (``genetics.snp_packing``).
+    tokenizer : PreTrainedTokenizerFast or None
+        The tokenizer that will read the texts (needed for either 'auto').
+    layout : GenomeLayout
+
+    Returns
+    -------
+    (str, str)
+        A :data:`SEPARATORS` name and a :data:`PACKINGS` name.
+
+    Raises
+    ------
+    ValueError
+        As :func:`resolve_separator`; 'auto' packing without a tokenizer, or with no exact text in any packing.
+    """
+    if packing not in PACKING_SETTINGS:
+        raise ValueError(f"SNP packing must be one of {list(PACKING_SETTINGS)}, got {packing!r}")
+    if packing != "auto":
+        return resolve_separator(separator, tokenizer, layout, packing), packing
+    if tokenizer is None:
+        raise ValueError("SNP packing 'auto' needs the tokenizer that will read the text")
+    costs = []
+    for candidate in PACKINGS:
+        try:
+            chosen = resolve_separator(separator, tokenizer, layout, candidate)
+        except ValueError:
+            continue  # no exact text in this packing under this tokenizer
+        cost = separator_cost(tokenizer, layout, chosen, packing=candidate)
+        if cost["exact"]:
+            costs.append(cost)
+    if not costs:
+        raise ValueError("no SNP packing and separator tokenize exactly under this tokenizer; "
+                         "set genetics.snp_separator and genetics.snp_packing")
+    best = min(costs, key=lambda c: c["tokens_per_snp"])  # min keeps the first (none) on a tie
+    return best["separator"], best["packing"]
 
 
 def load_tokenizer(path=None):

@@ -8,6 +8,10 @@ import numpy or pandas (docs/design.md, "Rule jobs start fast").
 PACKINGS = ("none", "pairs")
 """What ``genetics.snp_packing`` may say: one symbol per SNP (the paper's text) or one per two SNPs of a gene."""
 
+PACKING_SETTINGS = ("auto", *PACKINGS)
+"""What ``genetics.snp_packing`` may say: ``auto`` (the packing and separator with the fewest exact tokens for the
+tokenizer that reads the text) or a packing name."""
+
 DEFAULT_PACKING = "none"
 """The packing of the library calls that name none: the paper's one symbol per SNP."""
 

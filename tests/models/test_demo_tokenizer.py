@@ -59,7 +59,8 @@ def test_paper_scale_tokens_per_snp(tokenizers, paper_layout, name):
     genotype_tokens = per_snp * paper_layout.n_snps - header_tokens
     if name == "qwen2":
         # One token per SNP exactly; the rest is the gene names and colons (0.29 per SNP, 119 of them
-        # digits of names such as TOMM40), so that 1.1 cannot be reached while the text names the genes.
+        # digits of names such as TOMM40), so that 1.1 cannot be reached unpacked while the text names
+        # the genes: the pipeline's default packs pairs for this tokenizer (test below).
         assert genotype_tokens == pytest.approx(paper_layout.n_snps)
         assert per_snp <= 1.3
     else:
@@ -90,6 +91,29 @@ def test_llama3_style_packed_digits_need_a_separator(tokenizers, paper_layout):
     assert resolve_separator("auto", tok, paper_layout, "pairs") == "space"
     with pytest.raises(ValueError, match="does not tokenize exactly"):
         resolve_separator("none", tok, paper_layout, "pairs")
+
+
+def test_the_pipelines_default_text_meets_both_targets_at_paper_scale(tokenizers, paper_layout):
+    """genetics.snp_packing: auto (the default) packs for Qwen2 and not for the Llama-3-style tokenizer."""
+    import yaml
+
+    from rgenima_lib.genetics.serialize import resolve_text_form, separator_cost
+
+    schema = yaml.safe_load((PANEL.parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    genetics = schema["properties"]["genetics"]["properties"]
+    default = (genetics["snp_separator"]["default"], genetics["snp_packing"]["default"])
+    assert default == ("auto", "auto")
+    chosen = {name: resolve_text_form(*default, tokenizers[name], paper_layout) for name in TARGETS}
+    assert chosen == {"qwen2": ("none", "pairs"), "llama3": ("none", "none")}
+    for name, target in TARGETS.items():
+        cost = separator_cost(tokenizers[name], paper_layout, chosen[name][0], packing=chosen[name][1])
+        assert cost["exact"] and cost["tokens_per_snp"] <= target, (name, cost)
+    # A named packing is written as named; auto needs the tokenizer that reads the text.
+    assert resolve_text_form("auto", "none", tokenizers["qwen2"], paper_layout) == ("none", "none")
+    with pytest.raises(ValueError, match="needs the tokenizer"):
+        resolve_text_form("none", "auto", None, paper_layout)
+    with pytest.raises(ValueError, match="packing must be one of"):
+        resolve_text_form("auto", "triples", tokenizers["qwen2"], paper_layout)
 
 
 @pytest.mark.parametrize("packing", ["none", "pairs"])
