@@ -36,11 +36,15 @@ procedure never changes another's draws.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 TARGET_STAGES: tuple[str, ...] = ("SMC", "MCI", "AD")
+"""Stages of the ROI and ROI–gene analyses (paper 2.3–2.4); NC is the reference."""
 
 ROI_SCORES: tuple[str, ...] = ("mean", "contrast", "abs_contrast")
 """Stage-ROI scores: the stage mean (paper), the stage mean minus the NC mean, and the size of that
@@ -56,7 +60,6 @@ SIGNED_METHODS: tuple[str, ...] = ("integrated_gradients", "gradient_input")
 def stage_roi_score(score: str, method: str) -> str:
     """The stage-ROI score a method's dump is ranked by: ``contrast`` is two-sided for a signed method."""
     return "abs_contrast" if score == "contrast" and method in SIGNED_METHODS else score
-"""Stages of the ROI and ROI–gene analyses (paper 2.3–2.4); NC is the reference."""
 
 #: Random stream of each procedure: ``default_rng([seed, STREAMS[name], ...])``.
 STREAMS = {"genes": 0, "rois": 1, "pairs": 2, "reference": 3}
@@ -92,6 +95,36 @@ def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_d
     # float64 quotient rounded to float32 (double rounding is harmless for division from 53 to 24 bits),
     # so the weights are those of ``(counts / n_draw).astype(np.float32)`` without its float64 [B, N] copy.
     return np.divide(counts, n_draw, dtype=np.float32)
+
+
+def resample_weights_of_streams(draws: list[tuple[list[int], int]], n_boot: int,
+                                n_draw: int | None = None) -> list[np.ndarray]:
+    """:func:`resample_weights` of several independent streams, drawn in parallel threads.
+
+    The multinomial draw is most of a bootstrap's time and releases the GIL; each stream has its own
+    generator, so the weights are those of drawing the streams one after the other, bit for bit.
+
+    Parameters
+    ----------
+    draws : list of (seed key, n_subjects)
+        One ``np.random.default_rng(seed key)`` stream per entry.
+    n_boot, n_draw
+        As :func:`resample_weights`.
+
+    Returns
+    -------
+    list of float32[B, n_subjects], in the order of ``draws``.
+    """
+    def draw(entry):
+        key, n_subjects = entry
+        return resample_weights(n_subjects, n_boot, np.random.default_rng(key), n_draw)
+
+    # The CPUs this process may use (a SLURM job's allocation), not the node's.
+    workers = min(len(draws), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if workers <= 1:
+        return [draw(entry) for entry in draws]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(draw, draws))
 
 
 def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -253,17 +286,19 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
     # Columns are gathered per stage in rank order and framed once: a sorted frame per stage and their
     # concat cost 7 ms, more than the three stages' products.
     stage_names, sizes, orders, mean_importance, observed_score, frequency = [], [], [], [], [], []
-    for s_index, stage in enumerate(stages):
+    present = [(s_index, stage) for s_index, stage in enumerate(stages) if (labels == stage).any()]
+    # Every stage's draws (and its NC reference's) first, in parallel: they are independent streams.
+    draws = [([seed, STREAMS["rois"], s_index], int((labels == stage).sum())) for s_index, stage in present]
+    if score != "mean":
+        draws += [([seed, STREAMS["reference"], s_index], len(nc)) for s_index, _ in present]
+    weights = resample_weights_of_streams(draws, n_boot, n_draw)
+    for i, (s_index, stage) in enumerate(present):
         xs = x[labels == stage]
-        if len(xs) == 0:
-            continue
-        rng = np.random.default_rng([seed, STREAMS["rois"], s_index])
-        means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
+        means = resampled_means(xs, weights[i])
         stage_mean = xs.mean(0)
         observed = stage_mean
         if score != "mean":
-            ref_rng = np.random.default_rng([seed, STREAMS["reference"], s_index])
-            means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
+            means = means - resampled_means(nc, weights[len(present) + i])
             observed = stage_mean - nc_mean
             if score == "abs_contrast":
                 means, observed = np.abs(means), np.abs(observed)

@@ -47,6 +47,30 @@ def test_float32_weights_are_the_float64_quotients_rounded():
         np.testing.assert_array_equal(np.divide(k, n_draw, dtype=np.float32), (k / n_draw).astype(np.float32))
 
 
+@pytest.mark.parametrize("score", ["mean", "contrast"])
+def test_stage_rois_draw_their_streams_in_parallel_with_the_sequential_results(dump, score):
+    """Each stage's weights (and its NC reference's) are its own stream's, whether drawn in threads or not."""
+    from rgenima_lib.attribution.bootstrap import STREAMS, resample_weights_of_streams
+
+    keys = [([0, STREAMS["rois"], i], n) for i, n in enumerate((30, 5, 60))] + [([0, STREAMS["reference"], 0], 40)]
+    parallel = resample_weights_of_streams(keys, 50)
+    for (key, n), got in zip(keys, parallel):
+        np.testing.assert_array_equal(got, resample_weights(n, 50, np.random.default_rng(key)))
+    # The table itself against the frequencies drawn stage by stage, as before the parallel draw.
+    labels = np.asarray(dump.label)
+    x = dump.roi_importance.astype(np.float32)
+    t = bootstrap_rois(x, labels, ROIS, n_boot=100, top_k=4, score=score, seed=0)
+    nc = x[labels == "NC"]
+    for i, stage in enumerate(("SMC", "MCI", "AD")):
+        xs = x[labels == stage]
+        means = resample_weights(len(xs), 100, np.random.default_rng([0, STREAMS["rois"], i])) @ xs
+        if score == "contrast":
+            means = means - resample_weights(len(nc), 100, np.random.default_rng([0, STREAMS["reference"], i])) @ nc
+        expected = top_k_frequency(means, 4)
+        got = t[t["stage"] == stage].set_index("roi").loc[ROIS, "frequency"].to_numpy()
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_top_k_frequency_counts_selections():
     means = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 2.0, 3.0, 1.0]])
     np.testing.assert_allclose(top_k_frequency(means, 2), [0.5, 1.0, 0.5, 0.0])
