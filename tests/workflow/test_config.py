@@ -191,3 +191,26 @@ def test_every_rule_that_writes_snp_text_passes_the_pipelines_text_settings():
                 assert f'{setting}=GEN["{setting}"]' in block, f"rule {rule}: no params.{setting} from the config"
                 assert f"{flag} {{params.{setting}:q}}" in block, f"rule {rule}: {flag} not passed"
     assert {"attribute", "null-control", "finetune", "predict", "gene-tokens", "snp-text-tokens"} <= checked
+
+
+def test_train_settings_can_differ_by_data_configuration(tmp_path):
+    """train.by_data_config reaches the fine-tuning runs of that configuration only; a bad name is refused."""
+    import re
+
+    from rgenima_lib.result_paths import result_path
+
+    work = make_workdir(tmp_path)
+    cfg = work / "config" / "steps.yaml"
+    demo = (work / "config" / "demo.yaml").read_text()
+    text = demo.replace("  max_steps: 120", "  max_steps: 7\n  by_data_config:\n    gene_only: {max_steps: 9}")
+    assert text != demo
+    cfg.write_text(text)
+    targets = {d: result_path("llm_checkpoint", model="qwen", dconfig=d, k=0) for d in ("gene_only", "image_gene")}
+    targets["image_gene"] = result_path("llm_checkpoint", model="rgenima_qwen", dconfig="image_gene", k=0)
+    proc = run_snakemake(work, "-n", "-p", *targets.values(), configfile=cfg)
+    commands = [line for line in proc.stdout.splitlines() if " finetune --base " in line]
+    steps = {d: {int(n) for c in commands if f"/{d}/" in c for n in re.findall(r'"max_steps": (\d+)', c)}
+             for d in targets}
+    assert steps == {"gene_only": {9}, "image_gene": {7}}, proc.stdout[-3000:]
+    bad = plan_with(tmp_path / "bad", "train:\n  by_data_config:\n    gene_olny: {max_steps: 9}\n")
+    assert bad.returncode != 0 and "gene_olny" in bad.stdout

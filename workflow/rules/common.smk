@@ -79,6 +79,12 @@ if backbone_config_error(LLM):
 ATTR = config["attribution"]
 
 
+def train_settings(dconfig=None):
+    """The ``train`` section for the fine-tuning runs of one data configuration (``train.by_data_config``)."""
+    section = {k: v for k, v in config["train"].items() if k != "by_data_config"}
+    return {**section, **config["train"]["by_data_config"].get(dconfig, {})} if dconfig else section
+
+
 def check_resource_plans():
     """Refuse, before any job starts, fine-tuning that cannot fit its GPUs (backbones with local weights).
 
@@ -90,7 +96,7 @@ def check_resource_plans():
     for name, backbone in LLM["backbones"].items():
         config_json = Path(backbone.get("model_path") or "") / "config.json"
         if backbone.get("model_path") and config_json.is_file():
-            settings = PlanSettings.from_sections(config["train"], LLM["plan"], gpus=LLM["gpus_per_finetune"],
+            settings = PlanSettings.from_sections(train_settings(), LLM["plan"], gpus=LLM["gpus_per_finetune"],
                                                   attn_implementation=LLM["attn_implementation"])
             try:
                 check_plan(make_plan(ModelShape.from_model_folder(config_json), settings, model=name),

@@ -37,7 +37,7 @@ rule resource_plan:
         table=R("llm_resource_plan_table"),
         plan=R("llm_resource_plan"),
     params:
-        train=settings_json(config["train"]),
+        train=settings_json(train_settings()),
         plan=settings_json(LLM["plan"]),
         gpus=LLM["gpus_per_finetune"],
         attn=LLM["attn_implementation"],
@@ -71,7 +71,7 @@ rule finetune:
         summary=R("llm_finetune_summary"),
     params:
         embeddings=embeddings_arg,
-        settings=settings_json(config["train"]),
+        settings=lambda w: settings_json(train_settings(w.dconfig)),
         connector=LLM["connector"],
         attn=LLM["attn_implementation"],
         lora=["--lora"] if LLM["lora"] else [],
