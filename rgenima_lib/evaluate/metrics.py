@@ -25,7 +25,6 @@ array operation.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from rgenima_lib.vocabulary import STAGES
 
@@ -136,6 +135,9 @@ def auc_one_vs_rest(y_true: np.ndarray, prob: np.ndarray) -> np.ndarray:
     float64[K]
         NaN for a class with no positive or no negative.
     """
+    # scipy.stats takes about a second to import: only here, not for every job that writes a predictions table.
+    from scipy.stats import rankdata
+
     y_true = np.asarray(y_true)
     prob = np.asarray(prob, float)
     out = np.full(prob.shape[1], np.nan)

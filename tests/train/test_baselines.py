@@ -68,6 +68,25 @@ def test_long_text_is_cut_into_windows(tiny_bert):
     assert mask[1, 1:].sum() == 0  # the short text's extra windows are padding
 
 
+def test_trimmed_windows_encode_as_the_padded_ones(minilm):
+    """TextEncoder trims each group of windows to its own length: the real tokens' states do not change."""
+    from rgenima_lib.models import baselines
+
+    tokenizer, model = minilm
+    rng = np.random.default_rng(2)
+    # Three windows of 128 for the long text (the last one short), one short window for the other.
+    ids, mask = tokenize_windows(tokenizer, [snp_text(60, rng), snp_text(3, rng)], max_length=128)
+    assert ids.shape[1] >= 2 and mask[:, -1].sum() < 128
+    tokens, tmask = TextEncoder(model)(ids, mask)
+    b, c, length = ids.shape
+    with torch.no_grad():  # the reference: every window at the full 128 positions
+        ref = model(input_ids=ids.view(b * c, length), attention_mask=mask.view(b * c, length)).last_hidden_state
+    ref = (ref * mask.view(b * c, length, 1)).view(b, c * length, -1)
+    used = mask.view(b * c, length).any(1).view(b, c).repeat_interleave(length, dim=1)
+    torch.testing.assert_close(tokens[used], ref[used], rtol=1e-4, atol=1e-5)
+    assert baselines.TRIM_STEP < 128  # otherwise nothing was trimmed
+
+
 def test_text_encoder_frozen_and_windows_laid_end_to_end(tiny_bert):
     tokenizer, bert = tiny_bert
     rng = np.random.default_rng(1)
