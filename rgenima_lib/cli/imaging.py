@@ -49,8 +49,11 @@ def cmd_roi_extract(args: argparse.Namespace) -> None:
     from rgenima_lib.imaging.volumes import (align_labels, check_intensity, check_labels, check_parcellation,
                                              load_volume)
 
+    from rgenima_lib.vocabulary import read_rois_columns
+
     start = time.perf_counter()
-    rois = _rois(args.rois, args.n_rois)
+    # The table as plain columns: this job runs once per subject, and pandas alone would double its start-up.
+    rois = read_rois_columns(args.rois, n_rois=args.n_rois)
     intensity_vol = load_volume(args.intensity, args.subject)
     labels_vol = load_volume(args.aparc_aseg, args.subject)
     intensity = check_intensity(intensity_vol, args.subject)
@@ -70,7 +73,7 @@ def cmd_roi_extract(args: argparse.Namespace) -> None:
     if missing:
         log.warning("%s: %d ROI(s) missing, written as zero patches: %s", args.subject, len(missing),
                     ", ".join(missing))
-    log.info("%s: %d/%d ROIs -> %s (%.1f MB) in %.2f s", args.subject, int(result.presence.sum()), len(rois),
+    log.info("%s: %d/%d ROIs -> %s (%.1f MB) in %.2f s", args.subject, int(result.presence.sum()), len(rois["name"]),
              args.output, Path(args.output).stat().st_size / 1e6, time.perf_counter() - start)
 
 

@@ -196,7 +196,7 @@ def write_roi_patches(npy_path: str | Path, info_path: str | Path, intensity: np
     npy_path, info_path : path
         ``uint8[n_roi, S, S, S]`` patches (``.npy``) and the JSON sidecar.
     intensity, labels : see ``extract_roi_patches``
-    rois : DataFrame
+    rois : DataFrame or dict of columns
         The ROI table (columns token, label_id, name), token order.
     size, margin, clip : see ``extract_roi_patches``
     subject : str

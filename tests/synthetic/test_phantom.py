@@ -190,6 +190,25 @@ def test_read_rois_table_rejects_a_duplicate_label(tmp_path):
         read_rois_table(bad)
 
 
+def test_the_roi_columns_are_the_table_and_a_non_integer_label_is_named(tmp_path):
+    """read_rois_columns (no pandas: the per-subject job) reads what read_rois_table frames."""
+    from rgenima_lib.vocabulary import read_rois_columns
+
+    table, columns = read_rois_table(ROIS_TSV), read_rois_columns(ROIS_TSV)
+    for column in table.columns:
+        assert list(table[column]) == columns[column], column
+    assert all(type(v) is int for v in columns["label_id"]) and all(type(v) is float for v in columns["mni_x"])
+    text = ROIS_TSV.read_text().splitlines()
+    header = next(i for i, line in enumerate(text) if line.startswith("token\t"))
+    fields = text[header + 3].split("\t")
+    fields[1] = "17.5"
+    text[header + 3] = "\t".join(fields)
+    bad = tmp_path / "bad_rois.tsv"
+    bad.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputDataError, match="bad_rois.tsv.*'label_id'.*not an integer"):
+        read_rois_columns(bad)
+
+
 def test_gzipped_images_are_byte_identical_for_the_same_payload(tmp_path):
     """The gzip header holds neither a time nor the temporary file's name, so reruns give the same bytes."""
     from rgenima_lib.synthetic.write import _write_gzipped
