@@ -265,5 +265,6 @@ def test_building_the_command_line_imports_no_heavy_library():
     heavy = ("numpy", "pandas", "scipy", "torch", "transformers", "nibabel", "matplotlib")
     code = ("import sys; from rgenima_lib.cli import build_parser; build_parser(); "
             f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+                         timeout=120)
     assert out.stdout.split() == [], f"building the parser imported {out.stdout.split()}"
