@@ -97,34 +97,19 @@ def resample_weights(n_subjects: int, n_boot: int, rng: np.random.Generator, n_d
     return np.divide(counts, n_draw, dtype=np.float32)
 
 
-def resample_weights_of_streams(draws: list[tuple[list[int], int]], n_boot: int,
-                                n_draw: int | None = None) -> list[np.ndarray]:
-    """:func:`resample_weights` of several independent streams, drawn in parallel threads.
+def map_in_threads(function, items: list) -> list:
+    """``[function(item) for item in items]``, run in threads on the CPUs this process may use.
 
-    The multinomial draw is most of a bootstrap's time and releases the GIL; each stream has its own
-    generator, so the weights are those of drawing the streams one after the other, bit for bit.
-
-    Parameters
-    ----------
-    draws : list of (seed key, n_subjects)
-        One ``np.random.default_rng(seed key)`` stream per entry.
-    n_boot, n_draw
-        As :func:`resample_weights`.
-
-    Returns
-    -------
-    list of float32[B, n_subjects], in the order of ``draws``.
+    For work on independent random streams: the multinomial draw, most of a bootstrap's time, and
+    the matrix products both release the GIL, and each stream has its own generator, so the results
+    are those of the plain loop, bit for bit.
     """
-    def draw(entry):
-        key, n_subjects = entry
-        return resample_weights(n_subjects, n_boot, np.random.default_rng(key), n_draw)
-
     # The CPUs this process may use (a SLURM job's allocation), not the node's.
-    workers = min(len(draws), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     if workers <= 1:
-        return [draw(entry) for entry in draws]
+        return [function(item) for item in items]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(draw, draws))
+        return list(pool.map(function, items))
 
 
 def resampled_means(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -287,21 +272,29 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
     # concat cost 7 ms, more than the three stages' products.
     stage_names, sizes, orders, mean_importance, observed_score, frequency = [], [], [], [], [], []
     present = [(s_index, stage) for s_index, stage in enumerate(stages) if (labels == stage).any()]
-    # Every stage's draws (and its NC reference's) first, in parallel: they are independent streams.
-    draws = [([seed, STREAMS["rois"], s_index], int((labels == stage).sum())) for s_index, stage in present]
-    if score != "mean":
-        draws += [([seed, STREAMS["reference"], s_index], len(nc)) for s_index, _ in present]
-    weights = resample_weights_of_streams(draws, n_boot, n_draw)
-    for i, (s_index, stage) in enumerate(present):
+
+    def stage_frequency(entry) -> np.ndarray:
+        # One stage's resamples (and its NC reference's), each from its own stream: the stages run in threads.
+        s_index, stage = entry
         xs = x[labels == stage]
-        means = resampled_means(xs, weights[i])
+        rng = np.random.default_rng([seed, STREAMS["rois"], s_index])
+        means = resampled_means(xs, resample_weights(len(xs), n_boot, rng, n_draw))
+        if score != "mean":
+            ref_rng = np.random.default_rng([seed, STREAMS["reference"], s_index])
+            means = means - resampled_means(nc, resample_weights(len(nc), n_boot, ref_rng, n_draw))
+            if score == "abs_contrast":
+                means = np.abs(means)
+        return top_k_frequency(means, top_k)
+
+    frequencies = map_in_threads(stage_frequency, present)
+    for (s_index, stage), stage_frequencies in zip(present, frequencies):
+        xs = x[labels == stage]
         stage_mean = xs.mean(0)
         observed = stage_mean
         if score != "mean":
-            means = means - resampled_means(nc, weights[len(present) + i])
             observed = stage_mean - nc_mean
             if score == "abs_contrast":
-                means, observed = np.abs(means), np.abs(observed)
+                observed = np.abs(observed)
         observed = observed.astype(np.float64)
         order = ranked_order(observed, names)
         stage_names.append(stage)
@@ -309,7 +302,7 @@ def bootstrap_rois(importance: np.ndarray, labels, rois, *, stages=TARGET_STAGES
         orders.append(order)
         mean_importance.append(stage_mean.astype(np.float64)[order])
         observed_score.append(observed[order])
-        frequency.append(top_k_frequency(means, top_k)[order])
+        frequency.append(stage_frequencies[order])
     if not orders:
         raise ValueError(f"no subjects in any of the stages {list(stages)}")
     n_rois = len(names)

@@ -50,10 +50,10 @@ def test_float32_weights_are_the_float64_quotients_rounded():
 @pytest.mark.parametrize("score", ["mean", "contrast"])
 def test_stage_rois_draw_their_streams_in_parallel_with_the_sequential_results(dump, score):
     """Each stage's weights (and its NC reference's) are its own stream's, whether drawn in threads or not."""
-    from rgenima_lib.attribution.bootstrap import STREAMS, resample_weights_of_streams
+    from rgenima_lib.attribution.bootstrap import STREAMS, map_in_threads
 
     keys = [([0, STREAMS["rois"], i], n) for i, n in enumerate((30, 5, 60))] + [([0, STREAMS["reference"], 0], 40)]
-    parallel = resample_weights_of_streams(keys, 50)
+    parallel = map_in_threads(lambda entry: resample_weights(entry[1], 50, np.random.default_rng(entry[0])), keys)
     for (key, n), got in zip(keys, parallel):
         np.testing.assert_array_equal(got, resample_weights(n, 50, np.random.default_rng(key)))
     # The table itself against the frequencies drawn stage by stage, as before the parallel draw.
