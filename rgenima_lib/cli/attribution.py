@@ -353,6 +353,7 @@ def cmd_recovery(args: argparse.Namespace) -> None:
 
 def cmd_method_recovery(args: argparse.Namespace) -> None:
     from rgenima_lib.attribution.method_comparison import method_recovery
+    from rgenima_lib.evaluate.metrics import classification_metrics, label_indices
 
     require_inputs(args.truth, *args.dumps)
     if len(args.dumps) % len(args.methods):
@@ -366,8 +367,6 @@ def cmd_method_recovery(args: argparse.Namespace) -> None:
     table = method_recovery(truth, dumps, top_genes=args.top_genes, top_rois=args.top_rois, top_pairs=args.top_n,
                             selections=args.selections, gene_score=args.gene_score, roi_score=args.roi_score,
                             alpha=args.alpha, seed=args.seed)
-    from rgenima_lib.evaluate.metrics import classification_metrics, label_indices
-
     # every method attributes the same model's answers: one accuracy, stated beside the table
     first = next(iter(dumps.values()))
     m = classification_metrics(label_indices(first.label), label_indices(first.predicted))
@@ -388,10 +387,9 @@ def cmd_method_recovery(args: argparse.Namespace) -> None:
 
 
 def cmd_null_control(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     import tempfile
 
+    import pandas as pd
     import torch
 
     from rgenima_lib.attribution.null_control import (false_positive_summary, null_findings, null_prompts,
@@ -515,7 +513,6 @@ def cmd_power_llm_check(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- faithfulness
 def cmd_faithfulness(args: argparse.Namespace) -> None:
     import numpy as np
-
     import torch
 
     from rgenima_lib.attribution.attribute import attribute_samples

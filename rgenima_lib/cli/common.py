@@ -22,8 +22,8 @@ def add_snp_text_args(p, default_separator: str = "auto") -> None:
     p.add_argument("--snp-separator", choices=SEPARATOR_SETTINGS, default=default_separator,
                    help="genotype separator; auto: the cheapest exact one for the tokenizer that reads the text")
     p.add_argument("--snp-packing", choices=PACKING_SETTINGS, default=DEFAULT_PACKING,
-                   help="genotype symbols: one per SNP (none, the paper), one per two SNPs of a gene (pairs), or auto: the "
-                        "packing with the fewest exact tokens for the tokenizer that reads the text")
+                   help="genotype symbols: one per SNP (none, the paper), one per two SNPs of a gene (pairs), "
+                        "or auto: the packing with the fewest exact tokens for the tokenizer that reads the text")
 
 
 def quiet_libraries() -> None:

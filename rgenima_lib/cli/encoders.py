@@ -85,10 +85,9 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_gene_tokens(args: argparse.Namespace) -> None:
-    from rgenima_lib.data.datasets import read_samples
-
     import torch
 
+    from rgenima_lib.data.datasets import read_samples
     from rgenima_lib.genetics.serialize import GenomeTexts
     from rgenima_lib.models.baselines import load_text_backbone
     from rgenima_lib.models.embedding_cache import save_embeddings
@@ -114,8 +113,8 @@ def cmd_gene_tokens(args: argparse.Namespace) -> None:
 def cmd_train_baseline(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
-    from rgenima_lib.data.datasets import read_samples
 
+    from rgenima_lib.data.datasets import read_samples
     from rgenima_lib.evaluate.tables import predictions_frame
     from rgenima_lib.genetics.genotype_matrix import load_genotypes
     from rgenima_lib.models.baselines import model_image_encoder

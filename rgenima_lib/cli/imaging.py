@@ -48,7 +48,6 @@ def cmd_roi_extract(args: argparse.Namespace) -> None:
     from rgenima_lib.imaging.roi_extract import write_roi_patches
     from rgenima_lib.imaging.volumes import (align_labels, check_intensity, check_labels, check_parcellation,
                                              load_volume)
-
     from rgenima_lib.vocabulary import read_rois_columns
 
     start = time.perf_counter()

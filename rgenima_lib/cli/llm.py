@@ -74,7 +74,6 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     import pandas as pd
-
     import torch.distributed as dist
 
     from rgenima_lib.data.prompt_samples import fold_genomes, load_prompt_samples

@@ -71,8 +71,7 @@ import pandas as pd
 
 from rgenima_lib.genetics.augment import gene_order
 from rgenima_lib.genetics.genotype_matrix import load_genotypes, read_snps
-from rgenima_lib.genetics.text_options import (DEFAULT_PACKING, DEFAULT_SEPARATOR, PACKING_SETTINGS, PACKINGS,
-                                               SEPARATOR_SETTINGS, SEPARATORS)
+from rgenima_lib.genetics.text_options import DEFAULT_PACKING, DEFAULT_SEPARATOR, PACKING_SETTINGS, PACKINGS, SEPARATORS
 
 STYLES = ("compact", "verbose")
 SYMBOLS = np.array([str(d) for d in range(9)])

@@ -269,16 +269,15 @@ class TextEncoder(nn.Module):
         # Windows are encoded in groups of like length, each trimmed to its own longest window (rounded up to
         # TRIM_STEP): a text's last window is often mostly padding (a 576-token demo text is 512 + 68), and
         # every padded position costs as much as a token. Empty windows (padding) are skipped.
-        lengths = flat_mask.sum(dim=1)
-        buckets = torch.clamp((lengths + TRIM_STEP - 1) // TRIM_STEP * TRIM_STEP, max=length)
+        # An empty window's width is 0.
+        widths = torch.clamp((flat_mask.sum(dim=1) + TRIM_STEP - 1) // TRIM_STEP * TRIM_STEP, max=length)
         out = torch.zeros(b * c, length, self.hidden_size)
-        for width in torch.unique(buckets[lengths > 0]).tolist():
-            rows = ((buckets == width) & (lengths > 0)).nonzero().squeeze(1)
+        for width in [w for w in torch.unique(widths).tolist() if w > 0]:
+            rows = (widths == width).nonzero().squeeze(1)
             with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
                 states = self.backbone(input_ids=flat_ids[rows, :width],
                                        attention_mask=flat_mask[rows, :width]).last_hidden_state
-            out = out.to(states.dtype)
-            out = out.index_put((rows[:, None], torch.arange(width)[None, :]), states)
+            out = out.to(states.dtype).index_put((rows[:, None], torch.arange(width)[None, :]), states)
         # Padding positions get zero states, so nothing downstream can read them by accident.
         out = out * flat_mask[..., None].to(out.dtype)
         return out.view(b, c * length, -1), flat_mask.bool().view(b, c * length)
